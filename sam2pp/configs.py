@@ -1,0 +1,94 @@
+"""Named model presets.
+
+`sam2pp_hiera_b+` is the published "hiera b+ predmasks decoupled MAME" model behind `checkpoint_phase123.pt`, with the
+published builder's default post-processing on. `sam2pp_tiny` is the same architecture at 256 px with a 2.7 M-parameter
+trunk: every code path of b+, fast enough for tests, demos and CPU notebooks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from .config import (
+    FpnNeckConfig,
+    HieraConfig,
+    ImageEncoderConfig,
+    MemoryAttentionConfig,
+    MemoryAttentionLayerConfig,
+    MemoryEncoderConfig,
+    ModelConfig,
+    RoPEAttentionConfig,
+    SinePositionConfig,
+)
+
+
+def _hiera_b_plus() -> ModelConfig:
+    return ModelConfig(apply_postprocessing=True)
+
+
+def _tiny() -> ModelConfig:
+    width, mem = 64, 16
+    rope = dict(embedding_dim=width, feat_sizes=(16, 16))
+    return ModelConfig(
+        image_size=256,
+        image_encoder=ImageEncoderConfig(
+            trunk=HieraConfig(
+                embed_dim=16,
+                num_heads=1,
+                stages=(1, 2, 4, 1),
+                global_att_blocks=(5, 6),
+                window_spec=(8, 4, 6, 3),
+                window_pos_embed_bkg_spatial_size=(7, 7),
+            ),
+            neck=FpnNeckConfig(
+                position_encoding=SinePositionConfig(num_pos_feats=width),
+                d_model=width,
+                backbone_channel_list=(128, 64, 32, 16),
+            ),
+        ),
+        memory_attention=MemoryAttentionConfig(
+            d_model=width,
+            num_layers=2,
+            layer=MemoryAttentionLayerConfig(
+                d_model=width,
+                dim_feedforward=256,
+                self_attention=RoPEAttentionConfig(**rope),
+                cross_attention=RoPEAttentionConfig(**rope, rope_k_repeat=True, kv_in_dim=mem),
+            ),
+        ),
+        memory_encoder=dataclasses.replace(
+            MemoryEncoderConfig(),
+            out_dim=mem,
+            in_dim=width,
+            position_encoding=SinePositionConfig(num_pos_feats=mem),
+        ),
+        unified_decoder_box_head_inner_dim=width,
+        apply_postprocessing=True,
+    )
+
+
+def _with_width(cfg: ModelConfig) -> ModelConfig:
+    """Mask down-sampler and fuser follow the neck width (the published yaml ties them the same way)."""
+    enc = cfg.memory_encoder
+    enc.mask_downsampler.embed_dim = cfg.hidden_dim
+    enc.fuser.layer.dim = cfg.hidden_dim
+    return cfg
+
+
+PRESETS: dict[str, Callable[[], ModelConfig]] = {
+    "sam2pp_hiera_b+": _hiera_b_plus,
+    "sam2pp_tiny": lambda: _with_width(_tiny()),
+}
+
+
+def names() -> list[str]:
+    return sorted(PRESETS)
+
+
+def get(name: str) -> ModelConfig:
+    """A fresh copy of the preset `name` (mutating it never changes the preset)."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise KeyError(f"unknown model preset {name!r}; known presets: {', '.join(names())}") from None

@@ -1,0 +1,1 @@
+"""The SAM 2++ network: image encoder, prompt encoder, unified decoder and task-adaptive memory."""

@@ -1,0 +1,157 @@
+"""The synthetic generator: determinism, ground-truth consistency, the scripted events, the written layout,
+and that the shipped data_samples/ are what the script regenerates."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2pp.data.synthetic import SHIPPED_SAMPLES, SyntheticVideo, box_file_name, make_video
+from sam2pp.io.formats import list_frames, read_boxes_txt, read_palette_png, read_points_npz
+from conftest import ROOT, need
+
+SAMPLES = ROOT / "data_samples"
+
+
+@pytest.fixture(scope="module")
+def video() -> SyntheticVideo:
+    return make_video(seed=3, num_frames=24, size=(240, 144), num_objects=4, points_per_object=3)
+
+
+def test_shapes_and_dtypes(video: SyntheticVideo) -> None:
+    assert video.frames.shape == (24, 144, 240, 3) and video.frames.dtype == np.uint8
+    assert video.masks.shape == (24, 144, 240) and video.masks.dtype == np.uint8
+    assert video.boxes_xywh.shape == (4, 24, 4)
+    assert video.points.shape == (24, 12, 2) and video.points.dtype == np.float32
+    assert video.visibs.shape == (24, 12) and video.visibs.dtype == bool
+    assert video.obj_ids == (1, 2, 3, 4)
+    assert video.point_obj_ids.tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    assert video.size == (240, 144)
+    assert set(np.unique(video.masks)) <= {0, 1, 2, 3, 4}
+
+
+def test_same_seed_same_video_other_seed_other_video(video: SyntheticVideo) -> None:
+    again = make_video(seed=3, num_frames=24, size=(240, 144), num_objects=4, points_per_object=3)
+    for name in ("frames", "masks", "points", "visibs"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(video, name))
+    np.testing.assert_array_equal(again.boxes_xywh, video.boxes_xywh)
+    other = make_video(seed=4, num_frames=24, size=(240, 144), num_objects=4, points_per_object=3)
+    assert not np.array_equal(other.masks, video.masks)
+
+
+def test_boxes_are_the_tight_boxes_of_the_masks(video: SyntheticVideo) -> None:
+    for o, obj_id in enumerate(video.obj_ids):
+        for t in range(video.num_frames):
+            ys, xs = np.nonzero(video.masks[t] == obj_id)
+            if len(xs) == 0:
+                assert np.isnan(video.boxes_xywh[o, t]).all()
+            else:
+                expected = [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+                np.testing.assert_array_equal(video.boxes_xywh[o, t], expected)
+
+
+def test_visible_points_lie_on_their_object_and_hidden_ones_do_not(video: SyntheticVideo) -> None:
+    width, height = video.size
+    col = np.round(video.points[..., 0]).astype(int)
+    row = np.round(video.points[..., 1]).astype(int)
+    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    t, n = np.nonzero(video.visibs)
+    assert (video.masks[t, row[t, n], col[t, n]] == video.point_obj_ids[n]).all()
+    t, n = np.nonzero(~video.visibs & inside)
+    assert (video.masks[t, row[t, n], col[t, n]] != video.point_obj_ids[n]).all()
+
+
+def test_points_move_with_their_object(video: SyntheticVideo) -> None:
+    """A point's displacement follows its object's box centre, not the other objects'."""
+    centres = video.boxes_xyxy[..., :2] / 2 + video.boxes_xyxy[..., 2:] / 2  # (O, T, 2)
+    first, last = 0, 10
+    for n, owner in enumerate(video.point_obj_ids):
+        moved = video.points[last, n] - video.points[first, n]
+        box_moved = centres[owner - 1, last] - centres[owner - 1, first]
+        if np.isfinite(box_moved).all() and video.visibs[[first, last], n].all():
+            assert np.linalg.norm(moved - box_moved) < 0.5 * np.linalg.norm(box_moved) + 12
+
+
+def test_scripted_events_happen() -> None:
+    """Object 1 changes scale, object 2 hides part of it, object 3 leaves the frame for good."""
+    video = SHIPPED_SAMPLES["synth-shapes"].generate()
+    area = (video.masks == 1).sum(axis=(1, 2))
+    assert not 0.8 < area[-1] / area[0] < 1.25
+    on_main = video.point_obj_ids == 1
+    assert not video.visibs[:, on_main].all(), "no point of object 1 is ever occluded"
+    gone = np.isnan(video.boxes_xywh[2, :, 0])
+    assert not gone[0] and gone[-1]
+    assert gone[np.argmax(gone):].all(), "object 3 came back after leaving"
+    assert not video.visibs[-1, video.point_obj_ids == 3].any()
+
+
+def test_frames_are_textured_not_flat(video: SyntheticVideo) -> None:
+    background = video.frames[0][video.masks[0] == 0].astype(float)
+    assert background.std(axis=0).min() > 5
+    assert not np.array_equal(video.frames[0], video.frames[-1])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(num_frames=1), dict(size=(16, 200)), dict(num_objects=0), dict(points_per_object=-1)],
+)
+def test_bad_arguments_are_named(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        make_video(**kwargs)
+
+
+def test_write_round_trips_through_the_contract_formats(video: SyntheticVideo, tmp_path: Path) -> None:
+    files = video.write(tmp_path, "clip")
+    frames = list_frames(tmp_path / "JPEGImages" / "clip")
+    assert [p.name for p in frames[:2]] == ["00000.jpg", "00001.jpg"] and len(frames) == video.num_frames
+    decoded = np.stack([np.asarray(Image.open(p)) for p in frames]).astype(float)
+    assert np.abs(decoded - video.frames).mean() < 4
+    masks = np.stack([read_palette_png(p) for p in list_frames(files.annotations)])
+    np.testing.assert_array_equal(masks, video.masks)
+    assert [p.name for p in files.boxes] == ["clip.txt", "clip_2.txt", "clip_3.txt", "clip_4.txt"]
+    for o, path in enumerate(files.boxes):
+        np.testing.assert_array_equal(read_boxes_txt(path), video.boxes_xywh[o])
+    tracks = read_points_npz(files.points)
+    np.testing.assert_array_equal(tracks.trajs_2d, video.points)
+    np.testing.assert_array_equal(tracks.visibs, video.visibs)
+    assert tracks.size == video.size
+
+
+def test_box_file_names() -> None:
+    assert box_file_name("cat", 1) == "cat.txt"
+    assert box_file_name("cat", 7) == "cat_7.txt"
+
+
+def _load_script():
+    path = ROOT / "scripts" / "make_data_samples.py"
+    spec = importlib.util.spec_from_file_location("make_data_samples", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_SAMPLES))
+def test_script_reproduces_the_shipped_sample(name: str, tmp_path: Path) -> None:
+    shipped = need(SAMPLES / name)
+    _load_script().main(["--out", str(tmp_path), "--only", name])
+    fresh = tmp_path / name
+    names = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file())
+    for rel in names:
+        if rel.suffix == ".png":
+            np.testing.assert_array_equal(read_palette_png(fresh / rel), read_palette_png(shipped / rel), err_msg=str(rel))
+        elif rel.suffix == ".txt":
+            assert (fresh / rel).read_text() == (shipped / rel).read_text(), rel
+        elif rel.suffix == ".npz":
+            ours, theirs = read_points_npz(fresh / rel), read_points_npz(shipped / rel)
+            np.testing.assert_array_equal(ours.trajs_2d, theirs.trajs_2d)
+            np.testing.assert_array_equal(ours.visibs, theirs.visibs)
+            assert ours.size == theirs.size
+        else:
+            ours = np.asarray(Image.open(fresh / rel)).astype(int)
+            theirs = np.asarray(Image.open(shipped / rel)).astype(int)
+            assert np.abs(ours - theirs).mean() < 2, rel
