@@ -68,7 +68,7 @@ __global__ void link_kernel(const uint8_t* masks, int32_t* labels, int64_t H, in
     return;
   }
   const int64_t y = i / W, x = i % W;
-  const int32_t p = static_cast<int32_t>(i);
+  const int32_t p = static_cast<int32_t>(i), w = static_cast<int32_t>(W);
   for (int64_t n = blockIdx.y; n < batch; n += gridDim.y) {
     const uint8_t* fg = masks + n * size;
     int32_t* parent = labels + n * size;
@@ -76,16 +76,16 @@ __global__ void link_kernel(const uint8_t* masks, int32_t* labels, int64_t H, in
       continue;
     }
     if (y > 0 && fg[i - W]) {
-      unite(parent, p, p - W);
+      unite(parent, p, p - w);
       continue;
     }
     if (x > 0 && fg[i - 1]) {
       unite(parent, p, p - 1);
     } else if (y > 0 && x > 0 && fg[i - W - 1]) {
-      unite(parent, p, p - W - 1);
+      unite(parent, p, p - w - 1);
     }
     if (y > 0 && x + 1 < W && fg[i - W + 1]) {
-      unite(parent, p, p - W + 1);
+      unite(parent, p, p - w + 1);
     }
   }
 }

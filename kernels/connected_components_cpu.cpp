@@ -34,7 +34,7 @@ void unite(int32_t* parent, int32_t a, int32_t b) {
 // Joins pixel i with its already-visited foreground neighbours. When the pixel above is
 // foreground it touches the other three (left, up-left, up-right), which are therefore
 // already joined to it; likewise the left pixel touches up-left.
-void link_pixel(const uint8_t* fg, int32_t* parent, int32_t i, int64_t y, int64_t x, int64_t W) {
+void link_pixel(const uint8_t* fg, int32_t* parent, int32_t i, int32_t y, int32_t x, int32_t W) {
   const bool has_up = y > 0;
   if (has_up && fg[i - W]) {
     unite(parent, i, i - W);
@@ -51,8 +51,8 @@ void link_pixel(const uint8_t* fg, int32_t* parent, int32_t i, int64_t y, int64_
 }
 
 // labels doubles as the union-find parent array; areas must start zeroed.
-void label_image(const uint8_t* fg, int32_t* labels, int32_t* areas, int64_t H, int64_t W) {
-  const int32_t size = static_cast<int32_t>(H * W);
+void label_image(const uint8_t* fg, int32_t* labels, int32_t* areas, int32_t H, int32_t W) {
+  const int32_t size = H * W;
   for (int32_t i = 0; i < size; ++i) {
     labels[i] = i;
     if (fg[i]) {
@@ -100,7 +100,7 @@ std::tuple<at::Tensor, at::Tensor> connected_components_cpu(const at::Tensor& ma
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const int64_t offset = n * H * W;
-      label_image(fg + offset, label_ptr + offset, area_ptr + offset, H, W);
+      label_image(fg + offset, label_ptr + offset, area_ptr + offset, static_cast<int32_t>(H), static_cast<int32_t>(W));
     }
   });
   return {labels, areas};

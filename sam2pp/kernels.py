@@ -48,7 +48,7 @@ Backend = Literal["cpu-extension", "cuda-extension", "fallback"]
 
 @dataclass(frozen=True)
 class _Loaded:
-    """The compiled module, or None with the reason it is unavailable."""
+    """The compiled module, and why it is None or lacks CUDA kernels ("" when it has them)."""
 
     module: ModuleType | None
     reason: str
@@ -81,11 +81,8 @@ def backend(device: torch.device | str = "cpu") -> Backend:
         return "cpu-extension"
     if device.type == "cuda" and loaded.module.has_cuda():
         return "cuda-extension"
-    _warn_once(
-        f"connected_components uses the scipy fallback (through the CPU) for {device.type} tensors: "
-        f"the compiled extension was built without {device.type} support"
-        + (" because nvcc was not found (set CUDA_HOME)" if device.type == "cuda" else "")
-    )
+    why = f"it has no CUDA kernels: {loaded.reason}" if device.type == "cuda" else "it covers only CPU and CUDA"
+    _warn_once(f"connected_components uses the scipy fallback (through the CPU) for {device.type} tensors: {why}")
     return "fallback"
 
 
@@ -98,9 +95,10 @@ def fill_holes_and_sprinkles(mask_logits: Tensor, max_hole_area: int, max_sprink
     mask_logits: (..., H, W) float. Returns a new tensor of the same shape, dtype and device.
     """
     if max_hole_area < 0 or max_sprinkle_area < 0:
-        raise ValueError(f"areas must be >= 0, got max_hole_area={max_hole_area}, max_sprinkle_area={max_sprinkle_area}")
+        raise ValueError(f"areas must be >= 0: max_hole_area={max_hole_area}, max_sprinkle_area={max_sprinkle_area}")
     if mask_logits.dim() < 2 or not mask_logits.is_floating_point():
-        raise ValueError(f"mask_logits must be a float tensor (..., H, W), got {mask_logits.dtype} {tuple(mask_logits.shape)}")
+        shape = tuple(mask_logits.shape)
+        raise ValueError(f"mask_logits must be a float tensor (..., H, W), got {mask_logits.dtype} {shape}")
     flat = mask_logits.reshape(-1, 1, *mask_logits.shape[-2:])
     out = flat
     if max_hole_area > 0:
@@ -113,55 +111,90 @@ def fill_holes_and_sprinkles(mask_logits: Tensor, max_hole_area: int, max_sprink
 
 
 def build_extension(with_cuda: bool, verbose: bool = False) -> ModuleType:
-    """Builds the extension (or imports the cached build) and returns the module.
+    """Builds the extension, or imports the cached build, and returns the module.
 
-    with_cuda adds the CUDA kernels; it needs nvcc, not a GPU (the arch list then defaults to
+    with_cuda adds the CUDA kernels; it needs nvcc, not a GPU (without one the arch list is
     DEFAULT_ARCH_LIST unless TORCH_CUDA_ARCH_LIST is set). Raises whatever the build raises.
     """
-    from torch.utils import cpp_extension
-
     missing = [name for name in CPU_SOURCES + CUDA_SOURCES + HEADERS if not (SOURCE_DIR / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"kernel sources {missing} are missing from {SOURCE_DIR} (install from a source checkout)")
-    if with_cuda and (cpp_extension.CUDA_HOME is None or torch.version.cuda is None):
-        raise RuntimeError("a CUDA build needs nvcc (CUDA_HOME) and a CUDA build of torch")
+        raise FileNotFoundError(f"kernel sources {missing} are missing from {SOURCE_DIR} (use a source checkout)")
+    if with_cuda and _cuda_unavailable(need_device=False):
+        raise RuntimeError(f"no CUDA build possible: {_cuda_unavailable(need_device=False)}")
+    variant = "cuda" if with_cuda else "cpu"
+    sources = CPU_SOURCES + (CUDA_SOURCES if with_cuda else ())
+    define = ["-DSAM2PP_WITH_CUDA"] if with_cuda else []
+    cflags, cuda_cflags = ["-O3", "-fopenmp", *define], ["-O3", *define]
     with _arch_list(with_cuda) as arch_list:
-        variant = "cuda" if with_cuda else "cpu"
-        sources = CPU_SOURCES + (CUDA_SOURCES if with_cuda else ())
-        digest = _digest(sources + HEADERS, variant, arch_list)
+        digest = _digest(sources + HEADERS, f"{variant}|{arch_list}|{cflags}|{cuda_cflags}")
         name = f"sam2pp_cc_{variant}_{digest[:12]}"
         build_dir = _cache_root() / f"{variant}-{digest[:16]}"
         built = build_dir / f"{name}.so"
-        if built.is_file():
-            return _import_built(name, built)
-        build_dir.mkdir(parents=True, exist_ok=True)
-        define = ["-DSAM2PP_WITH_CUDA"] if with_cuda else []
-        return cpp_extension.load(
-            name=name,
-            sources=[str(SOURCE_DIR / source) for source in sources],
-            extra_cflags=["-O3", "-fopenmp", *define],
-            extra_cuda_cflags=["-O3", *define],
-            extra_ldflags=["-fopenmp", *(_cuda_link_flags(build_dir) if with_cuda else [])],
-            extra_include_paths=_cuda_include_paths() if with_cuda else [],
-            build_directory=str(build_dir),
-            with_cuda=with_cuda,
-            verbose=verbose,
-        )
+        if name not in _modules and built.is_file() and not (build_dir / "lock").exists():
+            _modules[name] = _import_built(name, built)
+        if name not in _modules:
+            _modules[name] = _compile(name, sources, build_dir, cflags, cuda_cflags, with_cuda, verbose)
+    return _modules[name]
 
 
 @lru_cache(maxsize=1)
 def _load() -> _Loaded:
-    """Builds or imports the extension once per process; CUDA kernels only when a GPU and nvcc are present."""
+    """Builds or imports the extension once per process, with CUDA kernels when a GPU and nvcc are present."""
     if os.environ.get(FALLBACK_ENV, "") not in ("", "0"):
         return _Loaded(None, f"forced by {FALLBACK_ENV}={os.environ[FALLBACK_ENV]}")
+    no_cuda = _cuda_unavailable(need_device=True)
+    if not no_cuda:
+        try:
+            return _Loaded(build_extension(with_cuda=True), "")
+        except Exception as error:  # the CPU build may still work; the reason is shown for CUDA tensors
+            no_cuda = f"the CUDA build failed ({_summary(error)})"
+    try:
+        return _Loaded(build_extension(with_cuda=False), no_cuda)
+    except Exception as error:  # any build failure means the fallback, explained once
+        return _Loaded(None, f"the extension could not be built ({_summary(error)})")
+
+
+def _cuda_unavailable(need_device: bool) -> str:
+    """Why CUDA kernels can't be built (or used, with need_device), or "" when they can."""
     from torch.utils import cpp_extension
 
-    with_cuda = torch.cuda.is_available() and torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
-    try:
-        return _Loaded(build_extension(with_cuda), "")
-    except Exception as error:  # any build failure means the fallback, explained once
-        lines = str(error).strip().splitlines() or [type(error).__name__]
-        return _Loaded(None, f"the extension could not be built ({type(error).__name__}: {lines[-1]})")
+    if torch.version.cuda is None:
+        return "torch is a CPU-only build"
+    if need_device and not torch.cuda.is_available():
+        return "no CUDA device is visible"
+    if cpp_extension.CUDA_HOME is None:
+        return "nvcc was not found (set CUDA_HOME)"
+    return ""
+
+
+def _summary(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
+
+
+def _compile(
+    name: str,
+    sources: tuple[str, ...],
+    build_dir: Path,
+    cflags: list[str],
+    cuda_cflags: list[str],
+    with_cuda: bool,
+    verbose: bool,
+) -> ModuleType:
+    from torch.utils import cpp_extension
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    return cpp_extension.load(
+        name=name,
+        sources=[str(SOURCE_DIR / source) for source in sources],
+        extra_cflags=cflags,
+        extra_cuda_cflags=cuda_cflags,
+        extra_ldflags=["-fopenmp", *(_cuda_link_flags(build_dir) if with_cuda else [])],
+        extra_include_paths=_cuda_include_paths() if with_cuda else [],
+        build_directory=str(build_dir),
+        with_cuda=with_cuda,
+        verbose=verbose,
+    )
 
 
 def _as_uint8(mask: Tensor) -> Tensor:
@@ -178,26 +211,27 @@ def _as_uint8(mask: Tensor) -> Tensor:
 
 def _fallback(masks: Tensor) -> tuple[Tensor, Tensor]:
     """scipy.ndimage.label per image, relabelled canonically; (N, 1, H, W) uint8 in, int32 on masks' device out."""
-    labels = torch.zeros(masks.shape, dtype=torch.int32)
-    areas = torch.zeros(masks.shape, dtype=torch.int32)
+    labels = np.zeros(masks.shape, dtype=np.int32)
+    areas = np.zeros(masks.shape, dtype=np.int32)
     for index, image in enumerate(masks[:, 0].cpu().numpy()):
         labels[index, 0], areas[index, 0] = _label_image(image)
-    return labels.to(masks.device), areas.to(masks.device)
+    return torch.from_numpy(labels).to(masks.device), torch.from_numpy(areas).to(masks.device)
 
 
-def _label_image(image: np.ndarray) -> tuple[Tensor, Tensor]:
-    """(H, W) uint8 -> canonical labels and areas (H, W) int64; scipy numbers components 1..K in its own order."""
+def _label_image(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) uint8 -> canonical labels and areas (H, W); scipy numbers components 1..K in its own order."""
     raw, count = ndimage.label(image, structure=np.ones((3, 3), dtype=bool))
-    flat = torch.from_numpy(raw.astype(np.int64, copy=False)).reshape(-1)
-    first = torch.full((count + 1,), flat.numel(), dtype=torch.int64)
-    first.scatter_reduce_(0, flat, torch.arange(flat.numel()), reduce="amin")
-    first[0] = -1
-    sizes = torch.bincount(flat, minlength=count + 1)
+    flat = raw.ravel()
+    first = np.full(count + 1, -1, dtype=np.int64)
+    first[1:] = flat.size
+    np.minimum.at(first, flat, np.arange(flat.size))
+    sizes = np.bincount(flat, minlength=count + 1)
     sizes[0] = 0
     return (first[flat] + 1).reshape(image.shape), sizes[flat].reshape(image.shape)
 
 
 _warned: set[str] = set()
+_modules: dict[str, ModuleType] = {}
 
 
 def _warn_once(message: str) -> None:
@@ -211,13 +245,13 @@ def _cache_root() -> Path:
     return Path(base) / "sam2pp" / "kernels"
 
 
-def _digest(files: tuple[str, ...], variant: str, arch_list: str) -> str:
-    """Hash of everything that changes the binary: sources, torch and CUDA versions, variant, archs."""
+def _digest(files: tuple[str, ...], options: str) -> str:
+    """Hash of everything that changes the binary: sources, torch and CUDA versions, build options."""
     hasher = hashlib.sha256()
     for name in files:
         hasher.update(name.encode())
         hasher.update((SOURCE_DIR / name).read_bytes())
-    hasher.update(f"{torch.__version__}|{torch.version.cuda}|{variant}|{arch_list}".encode())
+    hasher.update(f"{torch.__version__}|{torch.version.cuda}|{options}".encode())
     return hasher.hexdigest()
 
 

@@ -156,7 +156,8 @@ def test_diagonal_neighbours_join_and_labels_are_first_pixels(cpu_op):
     labels, areas = cpu_op(masks)
     expected = torch.tensor([[1, 0, 0, 4], [0, 1, 0, 0], [0, 0, 0, 12], [13, 0, 12, 0]], dtype=torch.int32)
     assert torch.equal(labels[0, 0], expected)
-    assert torch.equal(areas[0, 0], torch.tensor([[2, 0, 0, 1], [0, 2, 0, 0], [0, 0, 0, 2], [1, 0, 2, 0]], dtype=torch.int32))
+    expected = torch.tensor([[2, 0, 0, 1], [0, 2, 0, 0], [0, 0, 0, 2], [1, 0, 2, 0]], dtype=torch.int32)
+    assert torch.equal(areas[0, 0], expected)
 
 
 def test_cpu_op_rejects_bad_input(cpu_op):
@@ -287,3 +288,13 @@ def test_cuda_empty_full_and_public_path(cpu_op):
     logits = crafted_logits()[None, None]
     filled = kernels.fill_holes_and_sprinkles(logits.cuda(), 4, max_sprinkle_area=1)
     assert torch.equal(filled.cpu(), kernels.fill_holes_and_sprinkles(logits, 4, max_sprinkle_area=1))
+
+
+def test_failed_build_falls_back_with_the_reason(fresh_loader, monkeypatch, tmp_path):
+    monkeypatch.delenv(kernels.FALLBACK_ENV, raising=False)
+    monkeypatch.setattr(kernels, "SOURCE_DIR", tmp_path)
+    masks = random_masks((1, 1, 16, 16), 0.5, seed=5)
+    with pytest.warns(RuntimeWarning, match="could not be built.*missing"):
+        labels, _ = kernels.connected_components(masks)
+    assert kernels.backend() == "fallback"
+    assert torch.equal(labels, kernels._fallback(masks)[0])

@@ -90,10 +90,26 @@ def score_video(video: str, gt_folder: Path, pred_folder: Path) -> list[ObjectSc
     scores = []
     for obj_id in range(1, num_objects + 1):
         gt_mask, pred_mask = gt == obj_id, pred == obj_id
-        j = jaccard(gt_mask, pred_mask, void)
-        f = boundary_f(gt_mask & ~void, pred_mask & ~void, radius)
+        region = support(gt_mask | pred_mask)
+        gt_mask, pred_mask, obj_void = gt_mask[region], pred_mask[region], void[region]
+        j = jaccard(gt_mask, pred_mask, obj_void)
+        f = boundary_f(gt_mask & ~obj_void, pred_mask & ~obj_void, radius)
         scores.append(ObjectScores(video, obj_id, j, f))
     return scores
+
+
+def support(masks: np.ndarray) -> tuple[slice, slice, slice]:
+    """Index of the (T, H, W) region holding every True pixel plus a one-pixel margin.
+
+    J counts and `seg2bmap` boundaries are unchanged by cropping to it: boundaries only lie on or next
+    to True pixels, and the margin (or the image edge) keeps the crop's edge rows and columns empty.
+    An all-False stack gives a single-pixel region, which scores like the full empty frames.
+    """
+    rows = np.flatnonzero(masks.any(axis=(0, 2)))
+    cols = np.flatnonzero(masks.any(axis=(0, 1)))
+    if not rows.size:
+        return np.s_[:, :1, :1]
+    return np.s_[:, max(rows[0] - 1, 0):rows[-1] + 2, max(cols[0] - 1, 0):cols[-1] + 2]
 
 
 def _read_stack(folder: Path, names: list[str], video: str, role: str,

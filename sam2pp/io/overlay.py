@@ -151,7 +151,9 @@ def _draw_boxes(image: torch.Tensor, boxes: np.ndarray, colors: list[Color], wid
     return draw_bounding_boxes(image, torch.from_numpy(boxes[keep]), colors=[colors[o] for o in keep], width=width)
 
 
-def _draw_points(draw: ImageDraw.ImageDraw, points: np.ndarray, visible: np.ndarray, colors: list[Color], radius: int) -> None:
+def _draw_points(
+    draw: ImageDraw.ImageDraw, points: np.ndarray, visible: np.ndarray, colors: list[Color], radius: int
+) -> None:
     for (x, y), shown, color in zip(points, visible, colors):
         if not np.isfinite([x, y]).all():
             continue

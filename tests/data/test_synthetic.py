@@ -143,7 +143,8 @@ def test_script_reproduces_the_shipped_sample(name: str, tmp_path: Path) -> None
     assert names == sorted(p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file())
     for rel in names:
         if rel.suffix == ".png":
-            np.testing.assert_array_equal(read_palette_png(fresh / rel), read_palette_png(shipped / rel), err_msg=str(rel))
+            ours, theirs = read_palette_png(fresh / rel), read_palette_png(shipped / rel)
+            np.testing.assert_array_equal(ours, theirs, err_msg=str(rel))
         elif rel.suffix == ".txt":
             assert (fresh / rel).read_text() == (shipped / rel).read_text(), rel
         elif rel.suffix == ".npz":

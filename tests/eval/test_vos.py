@@ -176,3 +176,16 @@ def test_statistics_recall_and_decay_bins():
     values = np.arange(10, dtype=float)[::-1]
     # N=10: ids = [0, 2, 5, 7, 9] -> first bin values[0:3], last bin values[7:10]
     assert statistics(values)[2] == pytest.approx(np.mean(values[0:3]) - np.mean(values[7:10]))
+
+
+def test_cropping_to_the_object_keeps_scores(tmp_path):
+    """score_video crops each object to its support; edge-touching objects must score as on full frames."""
+    gt = [_square(box=(10, 18, 20, 30)), _square(box=(12, 20, 20, 30)), _square(box=(0, 0, 6, 9))]
+    pred = [g.copy() for g in gt]
+    pred[1] = np.roll(gt[1], (-3, -2), axis=(0, 1))
+    result = evaluate("vos", *_folders(tmp_path, gt + [gt[0]], pred + [pred[0]]), progress=False)
+    gt_stack, pred_stack = np.stack(gt[1:]) == 1, np.stack(pred[1:]) == 1
+    radius = int(np.ceil(0.008 * np.hypot(20, 30)))
+    assert result.per_sequence["v_1"]["J-Mean"] == pytest.approx(jaccard(gt_stack, pred_stack).mean())
+    assert result.per_sequence["v_1"]["F-Mean"] == pytest.approx(boundary_f(gt_stack, pred_stack, radius).mean())
+    assert result.per_sequence["v_1"]["F-Mean"] < 1

@@ -1,0 +1,68 @@
+"""ModelConfig: JSON round trips, the published layout, presets, and errors that name the problem."""
+
+import dataclasses
+import json
+
+import pytest
+
+import sam2pp
+from conftest import PARITY, SHARED, need
+from sam2pp.config import ModelConfig
+
+
+def test_reads_published_reference_config_and_equals_b_plus_preset():
+    cfg = ModelConfig.from_json(need(SHARED / "reference" / "sam2pp_hiera_b+_mame.config.json"))
+    preset = sam2pp.configs.get("sam2pp_hiera_b+")
+    assert dataclasses.replace(preset, apply_postprocessing=False) == cfg
+    assert cfg.image_encoder.trunk.stages == (2, 3, 16, 3)
+    assert cfg.memory_attention.layer.cross_attention.kv_in_dim == 64
+
+
+def test_reads_parity_config_and_equals_tiny_preset():
+    cfg = ModelConfig.from_json(need(PARITY / "tiny" / "config.json"))
+    assert dataclasses.replace(sam2pp.configs.get("sam2pp_tiny"), apply_postprocessing=False) == cfg
+    assert (cfg.hidden_dim, cfg.mem_dim, cfg.image_size) == (64, 16, 256)
+
+
+def test_json_round_trip(tmp_path):
+    cfg = sam2pp.configs.get("sam2pp_tiny")
+    cfg.num_maskmem = 5
+    cfg.to_json(tmp_path / "c.json")
+    assert ModelConfig.from_json(tmp_path / "c.json") == cfg
+
+
+def test_postprocessing_resolves_like_the_published_builder():
+    on = sam2pp.configs.get("sam2pp_hiera_b+").resolved()
+    assert on.fill_hole_area == 8 and on.binarize_mask_from_pts_for_mem_enc
+    assert on.sam_mask_decoder_extra_args["dynamic_multimask_stability_thresh"] == 0.98
+    off = dataclasses.replace(on, apply_postprocessing=False, fill_hole_area=0)
+    assert off.resolved() is off
+
+
+def test_presets_are_fresh_copies():
+    a = sam2pp.configs.get("sam2pp_tiny")
+    a.image_size = 512
+    assert sam2pp.configs.get("sam2pp_tiny").image_size == 256
+
+
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"num_maskmem_typo": 3}, "unknown keys ['num_maskmem_typo']"),
+        ({"image_encoder": {"type": "ViT"}}, "config.image_encoder: type 'ViT'"),
+        ({"memory_encoder": [1, 2]}, "config.memory_encoder: expected an object"),
+    ],
+)
+def test_bad_json_names_the_problem(tmp_path, patch, message):
+    data = sam2pp.configs.get("sam2pp_tiny").to_dict() | patch
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        ModelConfig.from_json(tmp_path / "c.json")
+
+
+def test_unreadable_json_and_unknown_preset(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read model config"):
+        ModelConfig.from_json(tmp_path / "bad.json")
+    with pytest.raises(KeyError, match="unknown model preset 'sam3'"):
+        sam2pp.configs.get("sam3")
