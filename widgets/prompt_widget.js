@@ -47,13 +47,17 @@ class FrameStore {
 
   async receive(msg, buffers) {
     const generation = this.generation;
-    const image = msg.image === null ? null : decode(buffers[msg.image], "image/jpeg");
-    const objects = await Promise.all(
-      msg.objects.map(async (o) => ({ ...o, bitmap: o.mask === null ? null : await decode(buffers[o.mask], "image/png") })),
-    );
-    if (image) this.images.set(msg.idx, await image);
-    this.pending.delete(msg.idx);
-    if (generation === this.generation) this.overlays.set(msg.idx, objects);
+    try {
+      const image = msg.image === null ? null : decode(buffers[msg.image], "image/jpeg");
+      const objects = await Promise.all(
+        msg.objects.map(async (o) => ({ ...o, bitmap: o.mask === null ? null : await decode(buffers[o.mask], "image/png") })),
+      );
+      if (image) this.images.set(msg.idx, await image);
+      // An overlay decoded across an invalidation is stale: drop it and let ensure() ask again.
+      if (generation === this.generation) this.overlays.set(msg.idx, objects);
+    } finally {
+      this.pending.delete(msg.idx);
+    }
     this.onReady(msg.idx);
   }
 

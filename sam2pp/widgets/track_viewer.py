@@ -36,6 +36,11 @@ def _track_and_video(results: object, video: object) -> tuple[Track, FrameSource
     return track, as_frame_source(video)
 
 
+def _ordered(boxes: np.ndarray) -> np.ndarray:
+    """(O, 4) boxes with corners sorted, so an untrained model's crossed corners still draw."""
+    return np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], axis=1)
+
+
 def _nan_to_none(rows: np.ndarray) -> list[list[float] | None]:
     return [[round(float(v), 2) for v in row] if np.isfinite(row).all() else None for row in rows]
 
@@ -106,7 +111,7 @@ class TrackViewer(anywidget.AnyWidget):
         return draw_overlay(
             frame,
             masks=np.stack([row.mask for row in rows]) if self.show_masks else None,
-            boxes_xyxy=np.stack([row.box_xyxy for row in rows]) if self.show_boxes else None,
+            boxes_xyxy=_ordered(np.stack([row.box_xyxy for row in rows])) if self.show_boxes else None,
             points_xy=np.stack([row.point_xy for row in rows]) if self.show_points else None,
             visible=np.array([row.visible for row in rows]),
             trails=trails if self.show_points and self.trail > 1 else None,

@@ -194,3 +194,15 @@ class TestBadInput:
             predictor.init_state(tmp_path / "nowhere.mp4")
         with pytest.raises(ValueError, match=r"uint8 \(T, H, W, 3\)"):
             predictor.init_state(np.zeros((2, 8, 8), np.uint8))
+
+
+def test_box_as_segmentation_prompt_and_non_overlap(clip):
+    torch.manual_seed(0)
+    predictor = sam2pp.VideoPredictor(sam2pp.build_model("sam2pp_tiny"), non_overlap_masks=True)
+    state = predictor.init_state(clip.frames)
+    first = predictor.add_box(state, 0, 1, clip.boxes_xyxy[0, 0], task="mask")
+    assert first.tasks == ["mask"] and np.isnan(first.boxes_xyxy).all()
+    predictor.add_box(state, 0, 2, clip.boxes_xyxy[0, 0], task="mask")
+    for r in predictor.propagate(state, progress=False):
+        assert not (r.masks[0] & r.masks[1]).any()
+    assert r.label_map().shape == (96, 160)

@@ -121,3 +121,12 @@ def test_frame_requests_only_carry_the_frames_asked_for(tracked):
     by_id = {o["id"]: o for o in content["objects"]}
     assert by_id[2]["box"] == [108.0, 20.0, 148.0, 60.0] and by_id[3]["point"] == [28.0, 100.0]
     assert len(buffers) == 1 + sum(o["mask"] is not None for o in content["objects"])
+
+
+def test_crossed_box_corners_from_an_untrained_model_still_draw(tracked):
+    _, state, results = tracked
+    for result in results:
+        result.boxes_xyxy[1] = [140, 60, 100, 20]
+    viewer = TrackViewer(results, state)
+    viewer.show_masks = False
+    assert (viewer.render(2)[20, 120] != state.frame(2)[20, 120]).any()  # top edge of the box
