@@ -75,6 +75,15 @@ def test_errors_are_reported_not_raised(tmp_path, tiny, capsys):
                  "--checkpoint", str(tiny / "checkpoint.pt"), "--config", str(tiny / "config.json"),
                  "--out", str(tmp_path / "out")]) == 2
     assert "prompt file" in capsys.readouterr().err
+    rgb = tmp_path / "rgb.png"
+    Image.new("RGB", (1920, 1080)).save(rgb)
+    npz = tmp_path / "points.npz"
+    np.savez(npz, wrong=np.zeros(3))
+    for task, prompt in (("mask", rgb), ("point", npz)):
+        assert main(["track", str(clip / "JPEGImages" / CLIP), "--task", task, "--prompt", str(prompt),
+                     "--checkpoint", str(tiny / "checkpoint.pt"), "--config", str(tiny / "config.json"),
+                     "--out", str(tmp_path / "out")]) == 2
+        assert str(prompt) in capsys.readouterr().err
 
 
 def test_demo_runs_offline_on_the_shipped_sample(tmp_path):

@@ -19,6 +19,7 @@ from .image_encoder import build_image_encoder
 from .memory_attention import build_memory_attention
 from .memory_encoder import build_memory_encoder
 from .mlp import MLP
+from .position_encoding import sine_encoding_1d
 from .prompt_encoder import build_prompt_encoder
 from .task_modules import TASKS, TaskModuleDict, keep_published_task_names
 from .unified_decoder import NO_OBJECT_LOGIT, build_unified_decoder
@@ -252,8 +253,6 @@ class SAM2PlusModel(nn.Module):
 
     def temporal_pointer_encoding(self, distances: Tensor, max_distance: int) -> Tensor:
         """(P,) signed frame distances -> (P, Cm) encodings of the object pointers' temporal positions."""
-        from .position_encoding import sine_encoding_1d
-
         dim = self.hidden_dim if self.config.proj_tpos_enc_in_obj_ptrs else self.mem_dim
         return self.obj_ptr_tpos_proj(sine_encoding_1d(distances / max_distance, dim))
 

@@ -54,8 +54,14 @@ class PromptWidget(anywidget.AnyWidget):
     alpha = t.Float(0.5).tag(sync=True)
     prefetch = t.Int(4).tag(sync=True)
 
-    def __init__(self, predictor: object, state: FrameSource, *, max_display_size: int = 960, **kwargs):
+    def __init__(self, predictor: object, state: FrameSource, *, max_display_size: int = 960,
+                 keep_corrections: bool = True, **kwargs):
+        """keep_corrections turns on the predictor's `add_all_frames_to_correct_as_cond`, so that a click that
+        corrects a tracked frame stays a conditioning frame instead of being recomputed away by the next
+        propagation (what a person clicking expects; the published default is off)."""
         self.predictor = predictor
+        if keep_corrections and hasattr(predictor, "add_all_frames_to_correct_as_cond"):
+            predictor.add_all_frames_to_correct_as_cond = True
         self.state = state
         source = as_frame_source(state)
         self.viewport = Viewport.fit(source.video_width, source.video_height, max_display_size)

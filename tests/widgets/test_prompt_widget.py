@@ -186,3 +186,16 @@ def test_assets_are_reachable_from_the_package():
     for name in ("prompt_widget.js", "prompt_widget.css", "track_viewer.js", "track_viewer.css"):
         assert (Path(sam2pp.widgets.__file__).parent / "static" / name).is_file()
     assert "export default" in str(PromptWidget._esm)
+
+
+def test_interactive_use_keeps_correction_clicks_as_conditioning_frames():
+    import sam2pp
+
+    predictor = sam2pp.VideoPredictor(sam2pp.build_model("sam2pp_tiny"))
+    assert predictor.add_all_frames_to_correct_as_cond is False
+    state = predictor.init_state(np.zeros((2, 32, 48, 3), np.uint8))
+    PromptWidget(predictor, state)
+    assert predictor.add_all_frames_to_correct_as_cond is True
+    other = sam2pp.VideoPredictor(sam2pp.build_model("sam2pp_tiny"))
+    PromptWidget(other, other.init_state(np.zeros((2, 32, 48, 3), np.uint8)), keep_corrections=False)
+    assert other.add_all_frames_to_correct_as_cond is False
