@@ -12,7 +12,7 @@ from .config import ModelConfig
 __version__ = "0.1.0"
 
 __all__ = ["CheckpointMismatchError", "ModelConfig", "VideoPredictor", "FrameResult", "build_model", "configs",
-           "connected_components"]
+           "connected_components", "demo_predictor"]
 
 
 def __getattr__(name: str):
@@ -21,6 +21,10 @@ def __getattr__(name: str):
         from .predictor import video_predictor, results
 
         return {"VideoPredictor": video_predictor.VideoPredictor, "FrameResult": results.FrameResult}[name]
+    if name == "demo_predictor":
+        from .demo import demo_predictor
+
+        return demo_predictor
     if name == "connected_components":
         from .kernels import connected_components
 

@@ -49,9 +49,8 @@ def demo_sample() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Track the shipped sample at all three granularities with the small preset, on the CPU, offline."""
-    import torch
-
     from .checkpoint import build_model
+    from .demo import random_model
     from .predictor.video_predictor import VideoPredictor
     from .track import track_video
 
@@ -59,8 +58,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.checkpoint:
         model = build_model(args.config or "sam2pp_tiny", checkpoint=args.checkpoint, device=args.device)
     else:
-        torch.manual_seed(DEMO_SEED)
-        model = build_model("sam2pp_tiny", device=args.device)
+        model = random_model("sam2pp_tiny", DEMO_SEED, args.device)
         print("note: the demo model is the small sam2pp_tiny preset with seeded random weights: it exercises the whole "
               "pipeline offline; pass --checkpoint (or use VideoPredictor.from_pretrained) for real tracking")
     predictor = VideoPredictor(model)
