@@ -129,7 +129,7 @@ def render_preview(results: list[FrameResult], state: TrackingState, path: Path,
                 obj_ids=r.obj_ids,
             )
 
-    return write_animation(path, frames(), fps=fps)
+    return write_animation(path, frames(), fps=fps, total=len(results))
 
 
 def track_video(

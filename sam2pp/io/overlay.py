@@ -172,11 +172,13 @@ def _draw_trails(draw: ImageDraw.ImageDraw, trails: np.ndarray, colors: list[Col
 
 
 def write_animation(
-    path: str | Path, frames: Iterable[np.ndarray], fps: float = 10, progress: bool | None = None
+    path: str | Path, frames: Iterable[np.ndarray], fps: float = 10, progress: bool | None = None,
+    total: int | None = None,
 ) -> Path:
     """Write uint8 (H, W, 3) frames as an animated `.gif` (Pillow, looping) or an `.mp4` (PyAV, H.264).
 
-    `progress` shows a tqdm bar; by default only for 100 frames or more, or when the count is unknown.
+    `progress` shows a tqdm bar; by default only for 100 frames or more, or when the count is unknown
+    (pass `total` with a generator of known length).
     Pillow folds a GIF frame identical to the one before it into that one's duration.
     """
     path = Path(path)
@@ -185,7 +187,8 @@ def write_animation(
         raise ValueError(f"{path}: animations are written as .gif or .mp4, not {suffix or 'no suffix'!r}")
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    total = len(frames) if isinstance(frames, Sequence) or hasattr(frames, "shape") else None
+    if total is None and (isinstance(frames, Sequence) or hasattr(frames, "shape")):
+        total = len(frames)
     if progress is None:
         progress = total is None or total >= _PROGRESS_FROM
     frames = tqdm(_checked(frames, path), total=total, disable=not progress, desc=path.name, unit="frame")

@@ -1,9 +1,9 @@
 """The unified decoder: SAM's mask decoder with one output head per task (mask, box, point).
 
 The two-way transformer, output tokens, IoU head and object-score head are shared. Each task owns
-its high-res projections (`conv_s0_<task>`, `conv_s1_<task>`), its upscaling path and its
-hypernetwork MLPs; the box task also runs the corner box head. Module names follow the
-published checkpoint, and `_task_head(task)` gathers a task's modules in one place.
+its high-res projections (`conv_s0[task]`, `conv_s1[task]`), its upscaling path and its
+hypernetwork MLPs, each a `TaskModuleDict` saved under the published flat names (`conv_s0_mask`, ...);
+the box task also runs the corner box head. `_task_head(task)` gathers a task's modules in one place.
 
 Shapes: image embedding (B, C, h, w); masks at (4h, 4w); high-res levels (B, C/8, 4h, 4w) and
 (B, C/4, 2h, 2w) after projection.
@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from sam2pp.modeling.box_head import CornerBoxHead
 from sam2pp.modeling.layer_norm import LayerNorm2d
 from sam2pp.modeling.mlp import MLP
+from sam2pp.modeling.task_modules import TASKS, TaskModuleDict, keep_published_task_names
 from sam2pp.modeling.two_way_transformer import TwoWayTransformer
 
-TASKS = ("mask", "box", "point")
 NO_OBJECT_LOGIT = -1024.0
 DYNAMIC_MULTIMASK_ARGS = frozenset(
     {"dynamic_multimask_via_stability", "dynamic_multimask_stability_delta", "dynamic_multimask_stability_thresh"}
@@ -159,28 +159,24 @@ class UnifiedDecoder(nn.Module):
             self.pred_obj_score_head = (
                 MLP(transformer_dim, transformer_dim, 1, 3) if pred_obj_scores_mlp else nn.Linear(transformer_dim, 1)
             )
-        for task in TASKS:
-            self._add_task_head(task, activation)
-        self.box_head = CornerBoxHead(transformer_dim, box_head_inner_dim, stride=4, freeze_bn=box_head_freeze_bn)
-
-    def _add_task_head(self, task: str, activation: type[nn.Module]) -> None:
-        dim = self.transformer_dim
-        self.add_module(f"output_upscaling_{task}", _upscaling(dim, activation))
-        self.add_module(f"conv_s0_{task}", nn.Conv2d(dim, dim // 8, kernel_size=1))
-        self.add_module(f"conv_s1_{task}", nn.Conv2d(dim, dim // 4, kernel_size=1))
-        self.add_module(
-            f"output_hypernetworks_mlps_{task}",
-            nn.ModuleList(MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens)),
+        keep_published_task_names(self)
+        dim = transformer_dim
+        self.output_upscaling = TaskModuleDict(lambda _: _upscaling(dim, activation))
+        self.conv_s0 = TaskModuleDict(lambda _: nn.Conv2d(dim, dim // 8, kernel_size=1))
+        self.conv_s1 = TaskModuleDict(lambda _: nn.Conv2d(dim, dim // 4, kernel_size=1))
+        self.output_hypernetworks_mlps = TaskModuleDict(
+            lambda _: nn.ModuleList(MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens))
         )
+        self.box_head = CornerBoxHead(transformer_dim, box_head_inner_dim, stride=4, freeze_bn=box_head_freeze_bn)
 
     def _task_head(self, task: str) -> _TaskHead:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
         return _TaskHead(
-            upscaling=getattr(self, f"output_upscaling_{task}"),
-            hypernetworks=getattr(self, f"output_hypernetworks_mlps_{task}"),
-            conv_s0=getattr(self, f"conv_s0_{task}"),
-            conv_s1=getattr(self, f"conv_s1_{task}"),
+            upscaling=self.output_upscaling[task],
+            hypernetworks=self.output_hypernetworks_mlps[task],
+            conv_s0=self.conv_s0[task],
+            conv_s1=self.conv_s1[task],
         )
 
     def project_high_res(self, backbone_fpn: list[Tensor], task: str) -> tuple[Tensor, Tensor]:
