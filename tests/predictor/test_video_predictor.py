@@ -206,3 +206,15 @@ def test_box_as_segmentation_prompt_and_non_overlap(clip):
     for r in predictor.propagate(state, progress=False):
         assert not (r.masks[0] & r.masks[1]).any()
     assert r.label_map().shape == (96, 160)
+
+
+def test_tracks_under_bfloat16_autocast(predictor, clip):
+    """The dtype path the published tools use on CUDA (bf16 autocast), exercised on the CPU."""
+    plain = run(predictor, clip.frames, clip, ("mask", "box", "point"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = run(predictor, clip.frames, clip, ("mask", "box", "point"))
+    for a, b in zip(plain, mixed):
+        assert b.mask_logits.dtype == np.float32 and np.isfinite(b.mask_logits).all()
+        assert np.isfinite(b.object_score_logits).all()
+        agree = (a.masks == b.masks).mean()
+        assert agree > 0.97, f"frame {a.frame_idx}: bf16 masks agree with float32 on only {agree:.1%} of pixels"
