@@ -5,7 +5,6 @@ Shapes: queries (B, Nq, C), keys/values (B, Nk, C_kv); output (B, Nq, C).
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

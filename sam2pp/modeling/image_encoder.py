@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sam2pp.modeling.hiera import Hiera
-from sam2pp.modeling.position_encoding import PositionEmbeddingSine
+from sam2pp.modeling.position_encoding import build_sine_encoding
+from sam2pp.modeling.sections import section as config_section
 
 _FUSE_TYPES = ("sum", "avg")
 _MODES_WITHOUT_ALIGN_CORNERS = ("nearest", "nearest-exact", "area")
@@ -130,19 +131,6 @@ class ImageEncoder(nn.Module):
         return ImageFeatures(vision_features=features[-1], vision_pos_enc=positions, backbone_fpn=features)
 
 
-_IGNORED_POSITION_KEYS = ("type", "warmup_cache", "image_size", "strides")
-
-
-def _without(section: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
-    return {k: v for k, v in section.items() if k not in keys}
-
-
-def _check_type(section: dict[str, Any], expected: str, where: str) -> None:
-    kind = section.get("type", expected)
-    if kind != expected:
-        raise ValueError(f"{where}: only type {expected!r} is supported, got {kind!r}")
-
-
 def _tuples(section: dict[str, Any]) -> dict[str, Any]:
     """JSON lists -> tuples, so keyword values match the constructors' tuple defaults."""
     return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
@@ -155,22 +143,16 @@ def build_image_encoder(section: dict[str, Any]) -> ImageEncoder:
     `image_size`, `strides`) and a null trunk `weights_path` are dropped (the trunk weights
     come with the model checkpoint). Any other unknown key raises a TypeError naming it.
     """
-    _check_type(section, "ImageEncoder", "image_encoder")
-    trunk_cfg = dict(section["trunk"])
-    neck_cfg = dict(section["neck"])
-    _check_type(trunk_cfg, "Hiera", "image_encoder.trunk")
-    _check_type(neck_cfg, "FpnNeck", "image_encoder.neck")
+    extra = config_section(section, "ImageEncoder", "image_encoder")
+    trunk_cfg = config_section(extra.pop("trunk"), "Hiera", "image_encoder.trunk")
+    neck_cfg = config_section(extra.pop("neck"), "FpnNeck", "image_encoder.neck")
     weights_path = trunk_cfg.pop("weights_path", None)
     if weights_path is not None:
         raise ValueError(
             f"image_encoder.trunk.weights_path={weights_path!r} is not supported: "
             "load the full model checkpoint instead"
         )
-    position_cfg = dict(neck_cfg.pop("position_encoding"))
-    _check_type(position_cfg, "PositionEmbeddingSine", "image_encoder.neck.position_encoding")
-
-    trunk = Hiera(**_tuples(_without(trunk_cfg, ("type",))))
-    position_encoding = PositionEmbeddingSine(**_without(position_cfg, _IGNORED_POSITION_KEYS))
-    neck = FpnNeck(position_encoding=position_encoding, **_without(neck_cfg, ("type",)))
-    extra = _without(section, ("type", "trunk", "neck"))
+    position_encoding = build_sine_encoding(neck_cfg.pop("position_encoding"), "image_encoder.neck.position_encoding")
+    trunk = Hiera(**_tuples(trunk_cfg))
+    neck = FpnNeck(position_encoding=position_encoding, **neck_cfg)
     return ImageEncoder(trunk=trunk, neck=neck, **extra)

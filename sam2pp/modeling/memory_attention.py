@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from sam2pp.modeling.attention import Attention
 from sam2pp.modeling.rope import RoPEAttention
+from sam2pp.modeling.sections import section as config_section
 
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu, "glu": F.glu}
 
@@ -147,19 +148,11 @@ class MemoryAttention(nn.Module):
 _ATTENTION_TYPES: dict[str, type[Attention]] = {"RoPEAttention": RoPEAttention, "Attention": Attention}
 
 
-def _section(section: dict[str, Any], expected: str, where: str) -> dict[str, Any]:
-    """A copy of a config section without its `type`, after checking the type."""
-    kind = section.get("type", expected)
-    if kind != expected:
-        raise ValueError(f"{where}: only type {expected!r} is supported, got {kind!r}")
-    return {k: v for k, v in section.items() if k != "type"}
-
-
 def _build_attention(section: dict[str, Any], where: str) -> Attention:
     kind = section.get("type", "RoPEAttention")
     if kind not in _ATTENTION_TYPES:
         raise ValueError(f"{where}: unknown attention type {kind!r}; expected one of {sorted(_ATTENTION_TYPES)}")
-    kwargs = _section(section, kind, where)
+    kwargs = config_section(section, kind, where)
     if "feat_sizes" in kwargs:
         kwargs["feat_sizes"] = tuple(kwargs["feat_sizes"])
     return _ATTENTION_TYPES[kind](**kwargs)
@@ -167,8 +160,8 @@ def _build_attention(section: dict[str, Any], where: str) -> Attention:
 
 def build_memory_attention(section: dict[str, Any]) -> MemoryAttention:
     """Build from the `memory_attention` section of a model config JSON (`type` keys checked and dropped)."""
-    kwargs = _section(section, "MemoryAttention", "memory_attention")
-    layer_cfg = _section(kwargs.pop("layer"), "MemoryAttentionLayer", "memory_attention.layer")
+    kwargs = config_section(section, "MemoryAttention", "memory_attention")
+    layer_cfg = config_section(kwargs.pop("layer"), "MemoryAttentionLayer", "memory_attention.layer")
     layer = MemoryAttentionLayer(
         self_attention=_build_attention(layer_cfg.pop("self_attention"), "memory_attention.layer.self_attention"),
         cross_attention=_build_attention(layer_cfg.pop("cross_attention"), "memory_attention.layer.cross_attention"),

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from sam2pp.modeling.hiera import drop_path as stochastic_depth
 from sam2pp.modeling.layer_norm import LayerNorm2d
-from sam2pp.modeling.position_encoding import PositionEmbeddingSine
+from sam2pp.modeling.position_encoding import build_sine_encoding
+from sam2pp.modeling.sections import section as config_section
 
 
 @dataclass
@@ -169,34 +170,20 @@ class MemoryEncoder(nn.Module):
         return MemoryEncoding(features=x, pos_enc=self.position_encoding(x).to(x.dtype))
 
 
-_IGNORED_POSITION_KEYS = ("type", "warmup_cache", "image_size", "strides")
-
-
-def _section(section: dict[str, Any], expected: str, where: str) -> dict[str, Any]:
-    """A copy of a config section without its `type`, after checking the type."""
-    kind = section.get("type", expected)
-    if kind != expected:
-        raise ValueError(f"{where}: only type {expected!r} is supported, got {kind!r}")
-    return {k: v for k, v in section.items() if k != "type"}
-
-
 def build_memory_encoder(section: dict[str, Any]) -> MemoryEncoder:
     """Build from the `memory_encoder` section of a model config JSON.
 
     `type` keys are checked and dropped, and so are the sine encoding's CUDA-cache keys
     (`warmup_cache`, `image_size`, `strides`), which have no numerical effect.
     """
-    kwargs = _section(section, "MemoryEncoder", "memory_encoder")
-    downsampler_cfg = _section(kwargs.pop("mask_downsampler"), "MaskDownSampler", "memory_encoder.mask_downsampler")
-    fuser_cfg = _section(kwargs.pop("fuser"), "Fuser", "memory_encoder.fuser")
-    block_cfg = _section(fuser_cfg.pop("layer"), "CXBlock", "memory_encoder.fuser.layer")
-    position_cfg = kwargs.pop("position_encoding")
-    _section(position_cfg, "PositionEmbeddingSine", "memory_encoder.position_encoding")
+    kwargs = config_section(section, "MemoryEncoder", "memory_encoder")
+    downsampler_cfg = config_section(kwargs.pop("mask_downsampler"), "MaskDownSampler", "memory_encoder.mask_downsampler")
+    fuser_cfg = config_section(kwargs.pop("fuser"), "Fuser", "memory_encoder.fuser")
+    block_cfg = config_section(fuser_cfg.pop("layer"), "CXBlock", "memory_encoder.fuser.layer")
+    position_encoding = build_sine_encoding(kwargs.pop("position_encoding"), "memory_encoder.position_encoding")
     return MemoryEncoder(
         mask_downsampler=MaskDownSampler(**downsampler_cfg),
         fuser=Fuser(layer=CXBlock(**block_cfg), **fuser_cfg),
-        position_encoding=PositionEmbeddingSine(
-            **{k: v for k, v in position_cfg.items() if k not in _IGNORED_POSITION_KEYS}
-        ),
+        position_encoding=position_encoding,
         **kwargs,
     )

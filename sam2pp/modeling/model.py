@@ -22,7 +22,7 @@ from .mlp import MLP
 from .position_encoding import sine_encoding_1d
 from .prompt_encoder import build_prompt_encoder
 from .task_modules import TASKS, TaskModuleDict, keep_published_task_names
-from .unified_decoder import NO_OBJECT_LOGIT, build_unified_decoder
+from .unified_decoder import build_unified_decoder
 
 # A prompt mask used as output becomes logits of +-10 (sigmoid(-10) ~ 4.5e-5), as published.
 _MASK_LOGIT_SCALE, _MASK_LOGIT_BIAS = 20.0, -10.0

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .sections import section
+
 
 def _frequencies(num_feats: int, temperature: float, device: torch.device) -> Tensor:
     """Per-channel wavelengths (num_feats,); channels 2k and 2k+1 share one, so sin/cos form a pair."""
@@ -86,3 +88,13 @@ class PositionEmbeddingSine(nn.Module):
             f"num_pos_feats={self.num_pos_feats}, temperature={self.temperature}, "
             f"normalize={self.normalize}, scale={self.scale}"
         )
+
+
+# Keys of the published sine encoding that only pre-fill a CUDA cache; they have no numerical effect.
+_CACHE_ONLY_KEYS = ("warmup_cache", "image_size", "strides")
+
+
+def build_sine_encoding(data: dict, where: str) -> PositionEmbeddingSine:
+    """A `PositionEmbeddingSine` from its config section (its `type` checked, its cache-only keys dropped)."""
+    kwargs = section(data, "PositionEmbeddingSine", where)
+    return PositionEmbeddingSine(**{k: v for k, v in kwargs.items() if k not in _CACHE_ONLY_KEYS})

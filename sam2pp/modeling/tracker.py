@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .model import FrameFeatures, HeadOutput, Points, SAM2PlusModel
+from .model import FrameFeatures, Points, SAM2PlusModel
 
 
 @dataclass

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import build_model, resolve_hub_model
 from ..kernels import fill_holes_and_sprinkles
-from ..modeling.model import NO_OBJECT_LOGIT, Points, SAM2PlusModel, non_overlapping
+from ..modeling.model import SAM2PlusModel, non_overlapping
+from ..modeling.unified_decoder import NO_OBJECT_LOGIT
 from ..modeling.task_modules import TASKS
 from ..modeling.tracker import FrameMemory, FramePrompt, Tracker
 from .frames import open_video
