@@ -12,6 +12,7 @@ import numpy as np
 
 from .io.formats import (
     PointTracks,
+    ordered_xyxy,
     read_boxes_txt,
     read_palette_png,
     read_points_npz,
@@ -92,7 +93,7 @@ def write_results(results: list[FrameResult], state: TrackingState, task: str, o
         return files
     if task == "box":
         path = out / "Boxes" / f"{name}.txt"
-        write_boxes_txt(path, xyxy_to_xywh(np.stack([_ordered(r.boxes_xyxy[0]) for r in results])))
+        write_boxes_txt(path, xyxy_to_xywh(ordered_xyxy(np.stack([r.boxes_xyxy[0] for r in results]))))
         return [path]
     path = out / "Points" / f"{name}.npz"
     ids = results[0].obj_ids
@@ -105,11 +106,6 @@ def write_results(results: list[FrameResult], state: TrackingState, task: str, o
     return [path]
 
 
-def _ordered(box: np.ndarray) -> np.ndarray:
-    """The box head may return x0 > x1; files hold an ordered box."""
-    return np.array([min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]), max(box[1], box[3])], np.float32)
-
-
 def render_preview(results: list[FrameResult], state: TrackingState, path: Path, fps: float = 10) -> Path:
     """An animated GIF/MP4 of the video with masks, boxes and point trails drawn on it."""
     history: list[np.ndarray] = []
@@ -118,7 +114,7 @@ def render_preview(results: list[FrameResult], state: TrackingState, path: Path,
         for r in results:
             history.append(np.where(r.visible[:, None], r.points_xy, np.nan))
             trails = np.stack(history[-12:], axis=1) if np.isfinite(r.points_xy).any() else None
-            boxes = np.stack([_ordered(b) for b in r.boxes_xyxy]) if len(r) else None
+            boxes = ordered_xyxy(r.boxes_xyxy) if len(r) else None
             yield draw_overlay(
                 state.frame(r.frame_idx),
                 masks=r.masks if any(t == "mask" for t in r.tasks) else None,

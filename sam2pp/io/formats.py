@@ -128,6 +128,12 @@ def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     return np.concatenate([xywh[..., :2], xywh[..., :2] + xywh[..., 2:]], axis=-1)
 
 
+def ordered_xyxy(boxes_xyxy: np.ndarray) -> np.ndarray:
+    """(..., 4) xyxy boxes with their corners sorted (the box head may return x0 > x1)."""
+    b = np.asarray(boxes_xyxy, dtype=np.float32)
+    return np.concatenate([np.minimum(b[..., :2], b[..., 2:]), np.maximum(b[..., :2], b[..., 2:])], axis=-1)
+
+
 def xyxy_to_xywh(xyxy: np.ndarray) -> np.ndarray:
     """(..., 4) `x0, y0, x1, y1` -> (..., 4) `x, y, w, h`."""
     xyxy = np.asarray(xyxy, dtype=np.float64)

@@ -21,7 +21,7 @@ from .memory_encoder import build_memory_encoder
 from .mlp import MLP
 from .position_encoding import sine_encoding_1d
 from .prompt_encoder import build_prompt_encoder
-from .task_modules import TASKS, TaskModuleDict, keep_published_task_names
+from .task_modules import TaskModuleDict, keep_published_task_names
 from .unified_decoder import build_unified_decoder
 
 # A prompt mask used as output becomes logits of +-10 (sigmoid(-10) ~ 4.5e-5), as published.
@@ -50,12 +50,6 @@ class FrameFeatures:
     vision: Tensor
     vision_pos: Tensor
     high_res: list[Tensor] | None
-
-    def expand(self, batch: int) -> FrameFeatures:
-        grow = lambda t: t.expand(batch, *t.shape[1:])  # noqa: E731
-        return FrameFeatures(
-            grow(self.vision), grow(self.vision_pos), None if self.high_res is None else [grow(t) for t in self.high_res]
-        )
 
 
 @dataclass
@@ -109,10 +103,6 @@ class SAM2PlusModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.no_mem_embed.device
-
-    @property
-    def tasks(self) -> tuple[str, ...]:
-        return TASKS
 
     # ---- image features -------------------------------------------------------------------------------------------
 
@@ -178,8 +168,11 @@ class SAM2PlusModel(nn.Module):
         return HeadOutput(masks, high, boxes, self._object_pointer(tokens, visible.float()), scores)
 
     def _object_pointer(self, token: Tensor, present: Tensor) -> Tensor:
-        """(B, C) decoder token -> object pointer; objects absent (present=0) get the learned `no_obj_ptr`."""
-        ptr = self.obj_ptr_proj(token)
+        """(B, C) decoder token -> object pointer."""
+        return self._gate_pointer(self.obj_ptr_proj(token), present)
+
+    def _gate_pointer(self, ptr: Tensor, present: Tensor) -> Tensor:
+        """Objects absent (present (B, 1) = 0) get the learned `no_obj_ptr` in place of (or added to) `ptr`."""
         if self.config.fixed_no_obj_ptr:
             ptr = present * ptr
         return ptr + (1 - present) * self.no_obj_ptr
@@ -210,11 +203,7 @@ class SAM2PlusModel(nn.Module):
         )
         present = (prob_map.flatten(1) > 0).any(dim=1, keepdim=True).float()
         scores = _MASK_LOGIT_SCALE * present + _MASK_LOGIT_BIAS
-        ptr = decoded.obj_ptr
-        if self.config.fixed_no_obj_ptr:
-            ptr = present * ptr
-        ptr = ptr + (1 - present) * self.no_obj_ptr
-        return HeadOutput(low, high, None, ptr, scores)
+        return HeadOutput(low, high, None, self._gate_pointer(decoded.obj_ptr, present), scores)
 
     # ---- memory ---------------------------------------------------------------------------------------------------
 

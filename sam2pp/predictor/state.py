@@ -29,11 +29,6 @@ class TrackedObject:
         pending = (self.pending.cond if cond else self.pending.non_cond).get(frame_idx)
         return pending if pending is not None else self.memory.get(frame_idx)
 
-    def clear(self) -> None:
-        self.memory, self.pending = ObjectMemory(), ObjectMemory()
-        self.prompts.clear()
-        self.tracked.clear()
-
 
 class TrackingState:
     """Everything a `VideoPredictor` session knows; create it with `VideoPredictor.init_state`."""

@@ -19,7 +19,6 @@ from ..checkpoint import build_model, resolve_hub_model
 from ..kernels import fill_holes_and_sprinkles
 from ..modeling.model import SAM2PlusModel, non_overlapping
 from ..modeling.unified_decoder import NO_OBJECT_LOGIT
-from ..modeling.task_modules import TASKS
 from ..modeling.tracker import FrameMemory, FramePrompt, Tracker
 from .frames import open_video
 from .prompts import box_corners, gaussian_disc, mask_to_model, to_model_points
@@ -292,5 +291,3 @@ class VideoPredictor:
             low_res_logits=low[:, 0].float().cpu().numpy(),
         )
 
-
-__all__ = ["VideoPredictor", "TASKS"]

@@ -16,6 +16,7 @@ import numpy as np
 import traitlets as t
 from PIL import Image
 
+from sam2pp.io.formats import ordered_xyxy
 from sam2pp.io.overlay import draw_overlay, object_color, write_animation
 from sam2pp.widgets.frame_server import FrameServer
 from sam2pp.widgets.prompt_widget import PromptWidget, hex_color
@@ -34,11 +35,6 @@ def _track_and_video(results: object, video: object) -> tuple[Track, FrameSource
         raise ValueError("pass the video too: TrackViewer(results, state) or TrackViewer(results, frames)")
     track = results if isinstance(results, Track) else Track.from_results(results)
     return track, as_frame_source(video)
-
-
-def _ordered(boxes: np.ndarray) -> np.ndarray:
-    """(O, 4) boxes with corners sorted, so an untrained model's crossed corners still draw."""
-    return np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], axis=1)
 
 
 def _nan_to_none(rows: np.ndarray) -> list[list[float] | None]:
@@ -111,7 +107,7 @@ class TrackViewer(anywidget.AnyWidget):
         return draw_overlay(
             frame,
             masks=np.stack([row.mask for row in rows]) if self.show_masks else None,
-            boxes_xyxy=_ordered(np.stack([row.box_xyxy for row in rows])) if self.show_boxes else None,
+            boxes_xyxy=ordered_xyxy(np.stack([row.box_xyxy for row in rows])) if self.show_boxes else None,
             points_xy=np.stack([row.point_xy for row in rows]) if self.show_points else None,
             visible=np.array([row.visible for row in rows]),
             trails=trails if self.show_points and self.trail > 1 else None,

@@ -161,3 +161,11 @@ def test_list_frames_errors(tmp_path):
         list_frames(tmp_path / "missing")
     with pytest.raises(ValueError, match="no frames"):
         list_frames(tmp_path)
+
+
+def test_ordered_xyxy_sorts_crossed_corners():
+    from sam2pp.io import ordered_xyxy
+
+    boxes = np.array([[10, 40, 2, 5], [1, 2, 3, 4]], dtype=np.float32)
+    np.testing.assert_array_equal(ordered_xyxy(boxes), [[2, 5, 10, 40], [1, 2, 3, 4]])
+    assert ordered_xyxy(boxes[0]).shape == (4,)
