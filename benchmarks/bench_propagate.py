@@ -6,6 +6,13 @@ Peak memory is the rise above the memory in use when `propagate` starts: on CUDA
 resident size at that moment. Video decoding is not timed: the frames are a synthetic uint8 array in memory.
 
     python benchmarks/bench_propagate.py [--device cpu] [--configs sam2pp_tiny sam2pp_hiera_b+] [--frames 8 32]
+
+Other measurements (`--mode`), each on the chosen configs unless said:
+    decode   seconds per frame over a folder of 1080p JPEGs: decoded on demand, decoded ahead on a background thread
+             (the default), and pre-decoded into memory (one mask object)
+    objects  seconds per frame for 1, 3 and 8 mask objects, batched (the default) and one at a time
+    long     `sam2pp_tiny` over a long synthetic stream (--long-frames, default 10,000) with the window memory bank:
+             the session's tensor bytes and the process's RSS every 1,000 frames
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import argparse
 import multiprocessing
 import resource
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from PIL import Image
 
 from sam2pp.data.synthetic import SyntheticVideo, make_video
 from sam2pp.demo import random_model
@@ -114,15 +124,99 @@ def run_isolated(case: Case, video: SyntheticVideo) -> Measurement:
         return pool.submit(measure, case, video).result()
 
 
+def seconds_per_frame(predictor: VideoPredictor, video, masks: list[np.ndarray], device: torch.device) -> float:
+    """Prompt one mask object per entry of `masks` on frame 0 and time one propagation over the video."""
+    state = predictor.init_state(video)
+    for obj_id, mask in enumerate(masks):
+        predictor.add_mask(state, 0, obj_id, mask)
+    start = time.perf_counter()
+    count = sum(1 for _ in predictor.propagate(state, progress=False))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / count
+
+
+def bench_decoding(config: str, device: torch.device, frames: int) -> None:
+    """Lazy, overlapped and pre-decoded 1080p JPEG frames (one mask object)."""
+    video = make_video(seed=7, num_frames=frames, size=(1920, 1080), num_objects=1)
+    mask = [video.masks[0] == TARGET]
+    model = random_model(config, seed=0, device=device)
+    with tempfile.TemporaryDirectory() as folder:
+        for t, frame in enumerate(video.frames):
+            Image.fromarray(frame).save(f"{folder}/{t:05d}.jpg", quality=90)
+        paths = sorted(Path(folder).glob("*.jpg"))
+        decoded = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+        for name, source, prefetch in (("on demand", paths, 0), ("ahead (prefetch=4)", paths, 4),
+                                       ("pre-decoded", decoded, 0)):
+            sec = seconds_per_frame(VideoPredictor(model, prefetch=prefetch), source, mask, device)
+            print(f"{config:<16} {name:<20} {sec:>8.3f} s/frame", flush=True)
+
+
+def grid_masks(n: int, width: int, height: int) -> list[np.ndarray]:
+    """`n` disjoint rectangles on a grid of the frame."""
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    masks = []
+    for k in range(n):
+        r, c = divmod(k, cols)
+        m = np.zeros((height, width), bool)
+        m[r * height // rows + 4: (r + 1) * height // rows - 4, c * width // cols + 4: (c + 1) * width // cols - 4] = 1
+        masks.append(m)
+    return masks
+
+
+def bench_objects(config: str, device: torch.device, frames: int) -> None:
+    """1, 3 and 8 mask objects, batched and one at a time."""
+    video = make_video(seed=7, num_frames=frames)
+    model = random_model(config, seed=0, device=device)
+    width, height = video.size
+    single = None
+    for n in (1, 3, 8):
+        for batch in (True, False):
+            sec = seconds_per_frame(VideoPredictor(model, batch_objects=batch), video.frames,
+                                    grid_masks(n, width, height), device)
+            single = sec if n == 1 and batch else single
+            mode = "batched" if batch else "one at a time"
+            print(f"{config:<16} {n} objects {mode:<14} {sec:>8.3f} s/frame {sec / single:>6.2f}x one object",
+                  flush=True)
+
+
+def bench_long(device: torch.device, frames: int) -> None:
+    """`sam2pp_tiny` over a long stream of small synthetic frames, window memory bank: bytes and RSS stay flat."""
+    clip = make_video(seed=7, num_frames=50, size=(128, 96), num_objects=1)
+    predictor = VideoPredictor(random_model("sam2pp_tiny", seed=0, device=device), memory_bank="window")
+    state = predictor.init_state(clip.frames[t % len(clip.frames)] for t in range(frames))
+    predictor.add_mask(state, 0, TARGET, clip.masks[0] == TARGET)
+    start = time.perf_counter()
+    print(f"{'frame':>6} {'state MiB':>10} {'RSS MiB':>8} {'s/frame':>8}")
+    for result in predictor.propagate(state, progress=False):
+        t = result.frame_idx
+        if t % 1000 == 0 and t > 0 or t == frames - 1:
+            print(f"{t:>6} {state.tensor_bytes() / 2**20:>10.2f} {_rss_bytes() / 2**20:>8.1f} "
+                  f"{(time.perf_counter() - start) / t:>8.4f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--configs", nargs="+", default=["sam2pp_tiny", "sam2pp_hiera_b+"])
     parser.add_argument("--frames", nargs="+", type=int, default=[8, 32])
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument("--mode", choices=("speed", "decode", "objects", "long"), default="speed")
+    parser.add_argument("--long-frames", type=int, default=10_000)
     args = parser.parse_args()
     if min(args.frames) < 1:
         parser.error(f"--frames must be positive, got {args.frames}")
+    device = torch.device(args.device)
+    threads = "" if device.type == "cuda" else f", {torch.get_num_threads()} threads"
+    if args.mode != "speed":
+        print(f"{args.mode} on {args.device}{threads}, random weights")
+        if args.mode == "long":
+            bench_long(device, args.long_frames)
+        for config in args.configs if args.mode != "long" else []:
+            bench = bench_decoding if args.mode == "decode" else bench_objects
+            bench(config, device, max(args.frames))
+        return
     video = make_video(seed=7, num_frames=max(max(args.frames), 2))
     memory = "peak MiB (allocator)" if args.device.startswith("cuda") else "peak MiB (RSS rise)"
     threads = "" if args.device.startswith("cuda") else f", {torch.get_num_threads()} threads"

@@ -3,30 +3,37 @@
     import sam2pp
     predictor = sam2pp.VideoPredictor.from_pretrained("MCG-NJU/SAM2-Plus", device="cuda")
     state = predictor.init_state("video_frames/")
+
+Names load on first use, so `import sam2pp` (and `sam2pp --help`) does not import torch.
 """
 
-from . import configs
-from .checkpoint import CheckpointMismatchError, build_model
-from .config import ModelConfig
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointMismatchError", "ModelConfig", "VideoPredictor", "FrameResult", "build_model", "configs",
-           "connected_components", "demo_predictor"]
+_LAZY = {
+    "CheckpointMismatchError": ".checkpoint",
+    "ModelConfig": ".config",
+    "VideoPredictor": ".predictor.video_predictor",
+    "FrameResult": ".predictor.results",
+    "build_model": ".checkpoint",
+    "configs": None,
+    "connected_components": ".kernels",
+    "demo_predictor": ".demo",
+}
+"""Public name -> the module that defines it (None: the name is a submodule)."""
+
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str):
-    # The predictor pulls in frame decoding and tqdm; load it on first use.
-    if name in ("VideoPredictor", "FrameResult"):
-        from .predictor import video_predictor, results
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sam2pp' has no attribute {name!r}")
+    module = _LAZY[name]
+    value = import_module(f".{name}", __name__) if module is None else getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
-        return {"VideoPredictor": video_predictor.VideoPredictor, "FrameResult": results.FrameResult}[name]
-    if name == "demo_predictor":
-        from .demo import demo_predictor
 
-        return demo_predictor
-    if name == "connected_components":
-        from .kernels import connected_components
-
-        return connected_components
-    raise AttributeError(f"module 'sam2pp' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from . import configs
 from .config import ModelConfig
+from .modeling.task_modules import TASKS
 
 # Hub repositories whose checkpoints this package knows: repo id -> (preset name, checkpoint file).
 HUB_MODELS: dict[str, tuple[str, str]] = {
@@ -28,7 +30,33 @@ class CheckpointMismatchError(RuntimeError):
         if mismatched:
             shown = [f"{k} checkpoint {list(a)} vs model {list(b)}" for k, a, b in mismatched]
             lines.append(f"  mis-shaped ({len(mismatched)}): {_preview(shown)}")
+        lines += _layout_hints(missing, unexpected)
         super().__init__("\n".join(lines))
+
+
+def _layouts(keys: list[str]) -> dict[str, str]:
+    """{module: "shared" or "per-task"} for the keys of modules a `separate_<module>` switch lays out."""
+    switchable = {f.name[len("separate_"):] for f in dataclasses.fields(ModelConfig) if f.name.startswith("separate_")}
+    found = {}
+    for key in keys:
+        top = key.split(".", 1)[0]
+        base, _, task = top.rpartition("_")
+        if top in switchable:
+            found[top] = "shared"
+        elif task in TASKS and base in switchable:
+            found[base] = "per-task"
+    return found
+
+
+def _layout_hints(missing: list[str], unexpected: list[str]) -> list[str]:
+    """A hint for each module the checkpoint lays out shared and the model per task, or the other way round."""
+    saved, built = _layouts(unexpected), _layouts(missing)
+    return [
+        f"  hint: the checkpoint has a {saved[name]} {name} but the model a {built[name]} one; "
+        f"build the model with separate_{name}={saved[name] == 'per-task'} to match the checkpoint"
+        for name in sorted(saved)
+        if built.get(name, saved[name]) != saved[name]
+    ]
 
 
 def _preview(items: list[str], limit: int = 20) -> str:

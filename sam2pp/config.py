@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .plain import PlainReader, to_plain
 
 
 @dataclass
@@ -217,21 +218,21 @@ class ModelConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(self)
+        return to_plain(self)
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        return _from_plain(cls, data, "config")
+        return _READER.read(cls, data, "config")
 
     @classmethod
     def from_json(cls, path: str | Path) -> ModelConfig:
         path = Path(path)
         try:
             data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read model config {path}: {exc}") from exc
         return cls.from_dict(data)
 
@@ -253,32 +254,28 @@ _SECTION_TYPES: dict[type, set[str]] = {
 }
 
 
-def _to_plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, tuple):
-        return [_to_plain(v) for v in obj]
-    return obj
+# Range rules by field name (a name means the same quantity in every section); tuple fields apply them per element.
+_POSITIVE = frozenset({
+    "image_size", "num_maskmem", "backbone_stride", "embed_dim", "num_heads", "d_model", "num_layers",
+    "dim_feedforward", "embedding_dim", "downsample_rate", "kv_in_dim", "out_dim", "in_dim", "total_stride", "stride",
+    "kernel_size", "dim", "num_pos_feats", "temperature", "unified_decoder_box_head_inner_dim",
+    "memory_temporal_stride_for_eval", "stages", "q_stride", "feat_sizes", "window_pos_embed_bkg_spatial_size",
+    "backbone_channel_list", "strides", "dim_mul", "head_mul", "rope_theta",
+})
+_NON_NEGATIVE = frozenset({
+    "fill_hole_area", "q_pool", "padding", "scalp", "window_spec", "global_att_blocks", "fpn_top_down_levels",
+    "multimask_min_pt_num", "multimask_max_pt_num", "max_obj_ptrs_in_encoder",
+})
+_FRACTIONS = frozenset({"dropout", "drop_path_rate", "drop_path"})
 
 
-def _from_plain(cls: type, data: dict[str, Any], where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
-    data = dict(data)
-    kind = data.pop("type", None)
-    if kind is not None and kind not in _SECTION_TYPES[cls]:
-        raise ValueError(f"{where}: type {kind!r} is not one of {sorted(_SECTION_TYPES[cls])}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}")
-    kwargs = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            value = _from_plain(hint, value, f"{where}.{name}")
-        elif isinstance(value, list) and typing.get_origin(hint) in (tuple, typing.Union, type(int | None)):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
+def _range_rule(name: str, value: Any, where: str) -> None:
+    if name in _POSITIVE and value <= 0:
+        raise ValueError(f"{where}: must be positive, got {value!r}")
+    if name in _NON_NEGATIVE and value < 0:
+        raise ValueError(f"{where}: must be >= 0, got {value!r}")
+    if name in _FRACTIONS and not 0 <= value <= 1:
+        raise ValueError(f"{where}: must lie in [0, 1], got {value!r}")
+
+
+_READER = PlainReader(rule=_range_rule, section_types=_SECTION_TYPES)

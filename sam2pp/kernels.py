@@ -1,7 +1,8 @@
 """Connected components of binary masks, and the small-region clean-up of mask logits built on them.
 
-The compiled op lives in the repository's ``kernels/`` folder (a C++ CPU build, plus CUDA kernels when
-``nvcc`` is found) and is built with ``torch.utils.cpp_extension`` on first use into
+The compiled op's sources live in the repository's ``kernels/`` folder, shipped in the package as
+``sam2pp/csrc`` (a C++ CPU build, plus CUDA kernels when a GPU and ``nvcc`` are found); the op is built
+with ``torch.utils.cpp_extension`` on first use into
 ``$XDG_CACHE_HOME/sam2pp/kernels/<variant>-<hash>`` (``~/.cache`` by default); later processes import
 that build without a compiler. When it can't be built, or ``SAM2PP_KERNELS_FALLBACK=1`` is set, or a
 tensor sits on a device the build does not cover, a ``scipy.ndimage.label`` fallback answers instead,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -31,7 +33,7 @@ from scipy import ndimage
 from torch import Tensor
 
 FALLBACK_ENV = "SAM2PP_KERNELS_FALLBACK"
-SOURCE_DIR = Path(__file__).resolve().parents[1] / "kernels"
+SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 CPU_SOURCES = ("bindings.cpp", "connected_components_cpu.cpp")
 CUDA_SOURCES = ("connected_components.cu",)
 HEADERS = ("connected_components.h",)
@@ -118,7 +120,7 @@ def build_extension(with_cuda: bool, verbose: bool = False) -> ModuleType:
     """
     missing = [name for name in CPU_SOURCES + CUDA_SOURCES + HEADERS if not (SOURCE_DIR / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"kernel sources {missing} are missing from {SOURCE_DIR} (use a source checkout)")
+        raise FileNotFoundError(f"kernel sources {missing} are missing from {SOURCE_DIR} (reinstall sam2pp)")
     if with_cuda and _cuda_unavailable(need_device=False):
         raise RuntimeError(f"no CUDA build possible: {_cuda_unavailable(need_device=False)}")
     variant = "cuda" if with_cuda else "cpu"
@@ -156,15 +158,28 @@ def _load() -> _Loaded:
 
 def _cuda_unavailable(need_device: bool) -> str:
     """Why CUDA kernels can't be built (or used, with need_device), or "" when they can."""
-    from torch.utils import cpp_extension
-
     if torch.version.cuda is None:
         return "torch is a CPU-only build"
     if need_device and not torch.cuda.is_available():
         return "no CUDA device is visible"
-    if cpp_extension.CUDA_HOME is None:
+    if _cpp_extension().CUDA_HOME is None:
         return "nvcc was not found (set CUDA_HOME)"
     return ""
+
+
+def _cpp_extension() -> ModuleType:
+    """`torch.utils.cpp_extension`, imported without the "No CUDA runtime is found" warning it logs at import when a
+    CUDA toolkit is installed but no GPU is visible: builds without a GPU are CPU builds (or CUDA builds for a
+    DEFAULT_ARCH_LIST), which need no CUDA runtime, so the warning would only alarm a CPU user."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    if not torch.cuda.is_available():
+        logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        logger.setLevel(level)
+    return cpp_extension
 
 
 def _summary(error: Exception) -> str:
@@ -181,8 +196,7 @@ def _compile(
     with_cuda: bool,
     verbose: bool,
 ) -> ModuleType:
-    from torch.utils import cpp_extension
-
+    cpp_extension = _cpp_extension()
     build_dir.mkdir(parents=True, exist_ok=True)
     return cpp_extension.load(
         name=name,
@@ -290,9 +304,7 @@ def _cuda_include_paths() -> list[str]:
 
 def _cuda_link_flags(build_dir: Path) -> list[str]:
     """-L to a libcudart.so when the toolkit has none: the wheel ships only libcudart.so.<major>."""
-    from torch.utils import cpp_extension
-
-    if (Path(cpp_extension.CUDA_HOME or "") / "lib64" / "libcudart.so").exists():
+    if (Path(_cpp_extension().CUDA_HOME or "") / "lib64" / "libcudart.so").exists():
         return []
     for lib_dir in _nvidia_dirs("lib"):
         versioned = sorted(lib_dir.glob("libcudart.so.*"))

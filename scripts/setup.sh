@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv with the pinned CPU-friendly torch and installs sam2pp in editable mode.
 #   bash scripts/setup.sh          the package and its notebook extras
-#   bash scripts/setup.sh --dev    also the test tools, and Debian's Chromium for the browser tests (needs apt)
+#   bash scripts/setup.sh --dev    also the test and build tools (pytest, nbmake, playwright, build), and
+#                                  Debian's Chromium for the browser tests (needs apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

@@ -25,3 +25,13 @@ def parity_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return need(DATA)
+
+
+@pytest.fixture
+def synthetic_folder(tmp_path) -> Path:
+    """A section-4 folder with one 8-frame synthetic video "synth" (frames, masks, boxes and points)."""
+    from sam2pp.data.synthetic import make_video
+
+    root = tmp_path / "data"
+    make_video(seed=3, num_frames=8, size=(160, 120), num_objects=2).write(root, "synth")
+    return root

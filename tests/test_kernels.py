@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import deque
 
 import numpy as np
@@ -298,3 +301,13 @@ def test_failed_build_falls_back_with_the_reason(fresh_loader, monkeypatch, tmp_
         labels, _ = kernels.connected_components(masks)
     assert kernels.backend() == "fallback"
     assert torch.equal(labels, kernels._fallback(masks)[0])
+
+
+def test_cpu_builds_do_not_warn_about_a_missing_cuda_runtime():
+    """torch logs "No CUDA runtime is found" when cpp_extension is imported with a toolkit but no GPU; a CPU user
+    (a notebook on a laptop) must not see it."""
+    code = "from sam2pp.kernels import _cpp_extension; _cpp_extension()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "CUDA_HOME": sys.prefix})
+    assert done.returncode == 0, done.stderr
+    assert "No CUDA runtime" not in done.stderr

@@ -308,6 +308,11 @@ function render({ model, el: host }) {
   model.on("msg:custom", (msg, buffers) => {
     if (msg.type === "frame") store.receive(msg, buffers);
     if (msg.type === "download") download(msg, buffers);
+    if (msg.type === "invalidate") {
+      store.invalidate(msg.frames);
+      store.ensure(model.get("frame_idx"), model.get("prefetch"));
+      draw();
+    }
   });
   const onFrame = () => {
     syncControls();

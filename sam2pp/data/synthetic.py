@@ -2,8 +2,8 @@
 
 Tests, notebooks and the demo need short clips with ground truth at every granularity and with the
 events that make tracking hard: one object passing in front of another, an object growing or
-shrinking, an object leaving the frame. Everything comes from one seeded `numpy.random.Generator`,
-and geometry is computed in float64, so a seed reproduces the same masks, boxes and points.
+shrinking, an object leaving the frame. Everything comes from seeded `numpy.random.Generator`s, and
+geometry is computed in float64, so a seed reproduces the same masks, boxes and points.
 
 Objects are shapes defined by a radial function in their own local frame (ellipse, wobbly blob or
 polygon), textured in that local frame, so the texture -- and every tracked point -- rides on the
@@ -13,12 +13,23 @@ nearer object.
 
 Object roles by id: 1 is the main object (crosses the frame while its scale changes), 2 passes in
 front of object 1 halfway through, 3 leaves the frame, 4 and up wander about.
+
+Everything else is opt-in (the defaults leave every output as it always was; `TRAINING_SPEC` turns
+it all on): extra turning (`rotation`), growing and shrinking (`scaling`) and curved, uneven paths
+(`wander`) for every object; object 3, where there is one, coming back after it left (`reentry`); a camera that shakes
+and zooms, carrying the objects with the backdrop (`shake`, `zoom`); light that changes over time
+(`brightness`); static shapes without an id painted into the backdrop (`clutter`); and look-alike
+distractors (`distractors`). Distractor k (0-based) copies object `k % num_objects + 1` with small
+changes to its size, outline, colours and texture, passes close to it once, and gets id
+`num_objects + k + 1`: a distractor is a full object (mask, box, points) and as good a target as
+any other; `SyntheticVideo.distractor_of` names the object each one imitates. Each option draws
+from its own seeded stream, so turning one on leaves the draws of the scene and of the others alone.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +40,7 @@ from sam2pp.io.formats import PointTracks, write_boxes_txt, write_palette_png, w
 _SHAPES = ("ellipse", "blob", "polygon")
 _PATTERNS = ("stripes", "checker", "spots", "marble")
 _PAN = 24  # pixels of background margin the camera may pan over
+_OPTIONS = ("rotation", "scaling", "wander", "reentry", "distractors", "camera", "brightness", "clutter")
 
 
 @dataclass
@@ -39,7 +51,8 @@ class SyntheticVideo:
     boxes_xywh: float64 (O, T, 4) tight boxes of the visible pixels (w = pixel columns covered),
     NaN rows where the object has no visible pixel; points: float32 (T, N, 2) pixel (x, y) of
     surface points, kept even where hidden; visibs: bool (T, N), false when the point is occluded
-    or outside the frame; point_obj_ids: int64 (N,) the object each point rides on.
+    or outside the frame; point_obj_ids: int64 (N,) the object each point rides on;
+    distractor_of: look-alike id -> id of the object it imitates (empty without distractors).
     """
 
     frames: np.ndarray
@@ -49,6 +62,7 @@ class SyntheticVideo:
     visibs: np.ndarray
     obj_ids: tuple[int, ...]
     point_obj_ids: np.ndarray
+    distractor_of: dict[int, int] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -118,6 +132,15 @@ class SyntheticSpec:
     size: tuple[int, int] = (480, 270)
     num_objects: int = 3
     points_per_object: int = 4
+    distractors: int = 0
+    reentry: bool = False
+    rotation: float = 0.0
+    scaling: float = 0.0
+    wander: float = 0.0
+    zoom: float = 0.0
+    shake: float = 0.0
+    brightness: float = 0.0
+    clutter: int = 0
 
     def generate(self) -> SyntheticVideo:
         return make_video(**asdict(self))
@@ -128,6 +151,12 @@ SHIPPED_SAMPLES: dict[str, SyntheticSpec] = {
     "synth-crowd": SyntheticSpec(seed=11, num_frames=36, size=(432, 240), num_objects=5, points_per_object=3),
     "synth-growth": SyntheticSpec(seed=6, num_frames=60, size=(480, 270), num_objects=4, points_per_object=3),
 }
+
+TRAINING_SPEC = SyntheticSpec(
+    num_frames=16, size=(320, 240), num_objects=3, points_per_object=4, distractors=1, reentry=True,
+    rotation=1.5, scaling=0.2, wander=0.08, zoom=0.2, shake=2.0, brightness=0.15, clutter=4,
+)
+"""Every opt-in event on, for training clips: `dataclasses.replace(TRAINING_SPEC, seed=..., size=...)`."""
 
 
 @dataclass
@@ -178,9 +207,27 @@ def make_video(
     size: tuple[int, int] = (480, 270),
     num_objects: int = 3,
     points_per_object: int = 4,
+    *,
+    distractors: int = 0,
+    reentry: bool = False,
+    rotation: float = 0.0,
+    scaling: float = 0.0,
+    wander: float = 0.0,
+    zoom: float = 0.0,
+    shake: float = 0.0,
+    brightness: float = 0.0,
+    clutter: int = 0,
 ) -> SyntheticVideo:
     """Generate a clip of `num_frames` frames of `size` (W, H) with `num_objects` textured objects
-    and `points_per_object` surface points on each (N = num_objects * points_per_object)."""
+    and `distractors` look-alikes of them, with `points_per_object` surface points on each
+    (N = (num_objects + distractors) * points_per_object).
+
+    Opt-in events (see the module docstring): `reentry` brings object 3 back after it left (it does
+    nothing with fewer than 3 objects); every object turns by up to
+    `rotation` extra radians, scales by up to a factor exp(+-`scaling`) and strays up to `wander`
+    times min(W, H) off its path; the camera shakes by up to `shake` pixels and zooms in up to a
+    factor exp(`zoom`); the light changes by up to +-`brightness` of its level; `clutter` static
+    shapes without an id lie on the backdrop."""
     width, height = size
     if num_frames < 2:
         raise ValueError(f"num_frames must be at least 2, got {num_frames}")
@@ -190,23 +237,55 @@ def make_video(
         raise ValueError(f"num_objects must lie in 1..255, got {num_objects}")
     if points_per_object < 0:
         raise ValueError(f"points_per_object must be non-negative, got {points_per_object}")
+    _check_options(num_objects, distractors, clutter, rotation=rotation, scaling=scaling, wander=wander,
+                   zoom=zoom, shake=shake, brightness=brightness)
     rng = np.random.default_rng(seed)
-    background = _background(rng, height + 2 * _PAN, width + 2 * _PAN)
-    pan = np.round(np.linspace(0, 1, num_frames)[:, None] * rng.uniform(-_PAN, _PAN, 2)).astype(int) + _PAN
+    streams = {option: np.random.default_rng([seed, k + 1]) for k, option in enumerate(_OPTIONS)}
+    margin = _PAN + int(np.ceil(shake))
+    background = _background(rng, height + 2 * margin, width + 2 * margin)
+    pan = np.round(np.linspace(0, 1, num_frames)[:, None] * rng.uniform(-_PAN, _PAN, 2)).astype(int) + margin
     objects = _objects(rng, num_frames, width, height, num_objects)
     for obj in objects:
         obj.anchors = _surface_anchors(rng, obj, points_per_object)
+    unit = min(width, height)
+    motion = _Motion(rotation, scaling, wander * unit, streams)
+    for obj in objects:
+        motion.turn_and_resize(obj)
+    if reentry and num_objects >= 3:
+        _come_back(streams["reentry"], objects[2], unit, pad=wander * unit + shake + 2)
+    for obj in objects:
+        motion.stray(obj)
+    distractor_of = _add_look_alikes(streams["distractors"], objects, distractors, motion, unit, points_per_object)
+    _paint_clutter(streams["clutter"], background, clutter, unit)
+    camera = _Camera.random(streams["camera"], pan, width, height, shake, zoom)
+    for obj in objects:
+        camera.carry(obj)
+    gain = _light(streams["brightness"], num_frames, brightness)
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     masks = np.zeros((num_frames, height, width), dtype=np.uint8)
     for t in range(num_frames):
-        x0, y0 = pan[t]
-        canvas = background[y0 : y0 + height, x0 : x0 + width].copy()
+        canvas = camera.view(background, t)
         for obj in sorted(objects, key=lambda o: o.depth):
             _draw(canvas, masks[t], obj, t)
-        frames[t] = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
+        frames[t] = np.clip(np.round(canvas * gain[t]), 0, 255).astype(np.uint8)
     obj_ids = tuple(o.obj_id for o in objects)
     points, visibs, point_obj_ids = _track_points(objects, masks)
-    return SyntheticVideo(frames, masks, _mask_boxes(masks, obj_ids), points, visibs, obj_ids, point_obj_ids)
+    return SyntheticVideo(frames, masks, _mask_boxes(masks, obj_ids), points, visibs, obj_ids, point_obj_ids,
+                          distractor_of)
+
+
+def _check_options(num_objects: int, distractors: int, clutter: int, **amounts: float) -> None:
+    """Name the first opt-in argument out of range."""
+    if distractors < 0 or num_objects + distractors > 255:
+        raise ValueError(f"distractors must be non-negative with num_objects + distractors <= 255 (ids are "
+                         f"uint8), got {distractors} distractors and {num_objects} objects")
+    if clutter < 0:
+        raise ValueError(f"clutter must be non-negative, got {clutter}")
+    for name, amount in amounts.items():
+        if not (np.isfinite(amount) and amount >= 0):
+            raise ValueError(f"{name} must be a finite non-negative number, got {amount}")
+    if amounts["brightness"] > 0.5:
+        raise ValueError(f"brightness must be at most 0.5 (a change of +-50%), got {amounts['brightness']}")
 
 
 def _fractal_noise(
@@ -322,6 +401,170 @@ def _random_object(rng: np.random.Generator, obj_id: int, radius: float, num_fra
         texture=_fractal_noise(rng, 64, 64, cells=4, octaves=4), frequency=rng.uniform(2.0, 4.0),
         centre=np.zeros((num_frames, 2)), angle=angle, scale=np.ones(num_frames),
     )
+
+
+def _wiggle(
+    rng: np.random.Generator, tau: np.ndarray, dims: int = 1, cycles: tuple[float, float] = (0.3, 1.5)
+) -> np.ndarray:
+    """A smooth random curve (T, dims) over clip time `tau` (T,) in [0, 1] that starts at 0 and peaks at
+    0.4..1 in magnitude: a drift plus two waves of `cycles` periods per clip."""
+    drift = rng.uniform(-1, 1, dims)
+    amplitude = rng.uniform(-1, 1, (2, dims))
+    frequency = rng.uniform(*cycles, (2, dims))
+    phase = rng.uniform(0, 2 * np.pi, (2, dims))
+    waves = amplitude[:, None] * np.sin(2 * np.pi * frequency[:, None] * tau[None, :, None] + phase[:, None])
+    curve = np.outer(tau, drift) + waves.sum(axis=0)
+    curve = curve - curve[0]
+    return curve / np.maximum(np.abs(curve).max(axis=0), 1e-12) * rng.uniform(0.4, 1.0, dims)
+
+
+@dataclass
+class _Motion:
+    """Opt-in motion laid over every object's scripted pose, each part a `_wiggle` from its own stream:
+    up to `rotation` extra radians of turn, a scale factor within exp(+-`scaling`), `wander` pixels off
+    the path. At zero amounts the pose is left exactly as it was."""
+
+    rotation: float
+    scaling: float
+    wander: float
+    streams: dict[str, np.random.Generator]
+
+    def turn_and_resize(self, obj: _Object) -> None:
+        tau = np.linspace(0, 1, len(obj.angle))
+        obj.angle = obj.angle + self.rotation * _wiggle(self.streams["rotation"], tau)[:, 0]
+        obj.scale = obj.scale * np.exp(self.scaling * _wiggle(self.streams["scaling"], tau)[:, 0])
+
+    def stray(self, obj: _Object) -> None:
+        tau = np.linspace(0, 1, len(obj.centre))
+        obj.centre = obj.centre + self.wander * _wiggle(self.streams["wander"], tau, dims=2)
+
+
+def _come_back(rng: np.random.Generator, obj: _Object, unit: int, pad: float) -> None:
+    """Bring the leaving object back. Its straight exit path is start + u * step, fully outside from
+    u = 0.75 on; replay it out past the edge with `pad` more pixels to spare (for wander and shake),
+    keep it there, unseen, for 15-30% of the clip while it slides along the edge, then bring it back
+    in to end with its centre inside the frame."""
+    tau = np.linspace(0, 1, len(obj.centre))
+    start, step = obj.centre[0], obj.centre[-1] - obj.centre[0]
+    length = np.linalg.norm(step)
+    out = 0.75 + (pad + obj.max_extent * max(obj.scale.max() - 1, 0.0)) / length
+    leave = rng.uniform(0.3, 0.45)
+    knots = [0.0, leave, leave + rng.uniform(0.15, 0.3), 1.0]
+    u = np.interp(tau, knots, [0.0, out, out, rng.uniform(0, 0.2)])
+    slide = np.interp(tau, knots, [0.0, 0.0, 1.0, 1.0]) * rng.uniform(-0.15, 0.15) * unit
+    side = np.array([-step[1], step[0]]) / length
+    obj.centre = start + np.outer(u, step) + np.outer(slide, side)
+
+
+def _look_alike(rng: np.random.Generator, model: _Object, obj_id: int, unit: int) -> _Object:
+    """A distractor imitating `model`: the same shape family and pattern with size, outline, colours and
+    texture changed a little, on a straight path that passes within 0.5-1.5 of `model`'s radii of it at
+    a random moment in the middle 40% of the clip, in front of or behind it."""
+    num_frames = len(model.centre)
+    tau = np.linspace(0, 1, num_frames)
+    meet = int(rng.integers(round(0.3 * (num_frames - 1)), round(0.7 * (num_frames - 1)) + 1))
+    near, way = rng.uniform(0, 2 * np.pi, 2)
+    offset = model.radius * model.scale[meet] * rng.uniform(0.5, 1.5) * np.array([np.cos(near), np.sin(near)])
+    velocity = rng.uniform(0.4, 0.9) * unit * np.array([np.cos(way), np.sin(way)])
+    amplitudes, phases = model.harmonics.T
+    return replace(
+        model, obj_id=obj_id, depth=rng.uniform(0, 4), radius=model.radius * rng.uniform(0.85, 1.1),
+        harmonics=np.stack([amplitudes * rng.uniform(0.7, 1.3, 3), phases + rng.uniform(-0.5, 0.5, 3)], -1),
+        colors=np.clip(model.colors * rng.uniform(0.9, 1.1, (2, 3)) + rng.uniform(-12, 12, (2, 3)), 0, 255),
+        texture=(model.texture + _fractal_noise(rng, *model.texture.shape, cells=4, octaves=4)) / 2,
+        frequency=model.frequency * rng.uniform(0.9, 1.1),
+        centre=model.centre[meet] + offset + np.outer(tau - tau[meet], velocity),
+        angle=rng.uniform(0, 2 * np.pi) + rng.uniform(-1.5, 1.5) * tau,
+        scale=np.full(num_frames, model.scale[meet]), anchors=np.zeros((0, 2)),
+    )
+
+
+def _add_look_alikes(
+    rng: np.random.Generator, objects: list[_Object], count: int, motion: _Motion, unit: int, points: int
+) -> dict[int, int]:
+    """Append `count` distractors to `objects` (ids after the last object; distractor k imitates object
+    k modulo their number), moving like everyone else; returns distractor id -> imitated id."""
+    models = list(objects)
+    distractor_of = {}
+    for k in range(count):
+        model = models[k % len(models)]
+        obj = _look_alike(rng, model, len(models) + k + 1, unit)
+        obj.anchors = _surface_anchors(rng, obj, points)
+        motion.turn_and_resize(obj)
+        motion.stray(obj)
+        objects.append(obj)
+        distractor_of[obj.obj_id] = model.obj_id
+    return distractor_of
+
+
+def _paint_clutter(rng: np.random.Generator, background: np.ndarray, count: int, unit: int) -> None:
+    """Paint `count` random textured shapes into `background` (h, w, 3) float: things in the scene that
+    have no id and are nobody's target."""
+    height, width = background.shape[:2]
+    unused_ids = np.zeros((height, width), dtype=np.uint8)
+    for _ in range(count):
+        obj = _random_object(rng, 0, unit * rng.uniform(0.05, 0.12), 1)
+        obj.centre = rng.uniform([0, 0], [width, height], (1, 2))
+        _draw(background, unused_ids, obj, 0)
+
+
+@dataclass(frozen=True)
+class _Camera:
+    """What each frame sees of the backdrop: the pan's integer top-left corner (T, 2), a shake (T, 2) in
+    pixels and a zoom (T,) >= 1 about the frame centre (zooming in only, so the backdrop margin always
+    suffices). Objects follow the shake and the zoom as if they stood in the scene, but not the pan:
+    their paths are scripted in the frame."""
+
+    pan: np.ndarray
+    shake: np.ndarray
+    zoom: np.ndarray
+    size: tuple[int, int]
+
+    @classmethod
+    def random(
+        cls, rng: np.random.Generator, pan: np.ndarray, width: int, height: int, shake: float, zoom: float
+    ) -> _Camera:
+        tau = np.linspace(0, 1, len(pan))
+        level = _wiggle(rng, tau)[:, 0]
+        jitter = shake * _wiggle(rng, tau, dims=2, cycles=(1.5, 4.0))
+        return cls(pan, jitter, np.exp(zoom * (level - level.min()) / 2), (width, height))
+
+    @property
+    def centre(self) -> np.ndarray:
+        return (np.asarray(self.size, dtype=np.float64) - 1) / 2
+
+    def view(self, background: np.ndarray, t: int) -> np.ndarray:
+        """(H, W, 3) float: the backdrop (h, w, 3) as frame t sees it; a plain crop without shake or zoom."""
+        (width, height), (cx, cy) = self.size, self.centre
+        xs = self.pan[t, 0] + self.shake[t, 0] + cx + (np.arange(width) - cx) / self.zoom[t]
+        ys = self.pan[t, 1] + self.shake[t, 1] + cy + (np.arange(height) - cy) / self.zoom[t]
+        return _lerp(_lerp(background, ys, axis=0), xs, axis=1)
+
+    def carry(self, obj: _Object) -> None:
+        """Move and scale `obj`'s pose with the shake and zoom (exactly unchanged without them)."""
+        zoom = self.zoom[:, None]
+        obj.centre = obj.centre + (zoom - 1) * (obj.centre - self.centre) - zoom * self.shake
+        obj.scale = obj.scale * self.zoom
+
+
+def _lerp(image: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
+    """Linear interpolation of `image` along one `axis` at float positions `coords`, clamped at the border;
+    a plain copy when every position is a whole pixel (a camera without shake or zoom)."""
+    size = image.shape[axis]
+    start = np.floor(coords)
+    weight = (coords - start).reshape((-1,) + (1,) * (image.ndim - axis - 1))
+    start = start.astype(np.int64)
+    before = np.take(image, np.clip(start, 0, size - 1), axis=axis)
+    if not weight.any():
+        return before
+    after = np.take(image, np.clip(start + 1, 0, size - 1), axis=axis)
+    return before + weight * (after - before)
+
+
+def _light(rng: np.random.Generator, num_frames: int, brightness: float) -> np.ndarray:
+    """(T, 3) per-frame colour gains: a slow swell or fade of up to +-`brightness`, stronger in some
+    channels than in others."""
+    return 1 + brightness * _wiggle(rng, np.linspace(0, 1, num_frames)) * rng.uniform(0.6, 1.0, 3)
 
 
 def _pattern(obj: _Object, lx: np.ndarray, ly: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from sam2pp.eval.pt import evaluate_pt
 from sam2pp.eval.report import EvalResult
 from sam2pp.eval.sot import evaluate_sot
 from sam2pp.eval.vos import evaluate_vos
+from sam2pp.io.paths import check_output_file
 
 EVALUATORS = {"vos": evaluate_vos, "sot": evaluate_sot, "pt": evaluate_pt}
 
@@ -22,7 +23,10 @@ def evaluate(mode: str, gt_dir: str | Path, pred_dir: str | Path, progress: bool
 
 def run_eval(mode: str, gt_dir: str | Path, pred_dir: str | Path, json_path: str | Path | None = None,
              progress: bool = True) -> EvalResult:
-    """What `sam2pp eval` runs: evaluate, print the table, and write the JSON when `json_path` is given."""
+    """What `sam2pp eval` runs: evaluate, print the table, and write the JSON when `json_path` is given (checked
+    before scoring starts, so an unwritable path fails at once)."""
+    if json_path is not None:
+        check_output_file(json_path)
     result = evaluate(mode, gt_dir, pred_dir, progress=progress)
     print(result.table())
     if json_path is not None:

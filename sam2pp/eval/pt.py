@@ -19,7 +19,7 @@ from natsort import natsorted
 from tqdm.auto import tqdm
 
 from sam2pp.eval.report import EvalResult
-from sam2pp.io.formats import PointTracks, read_points_npz
+from sam2pp.io.formats import PointTracks, is_hidden, read_points_npz
 
 THRESHOLDS = (1, 2, 4, 8, 16)
 RESCALE = 256.0
@@ -45,7 +45,7 @@ def _list_videos(gt_dir: Path, pred_dir: Path) -> list[str]:
     for folder, role in ((gt_dir, "GT"), (pred_dir, "prediction")):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: {role} folder not found")
-    videos = natsorted(p.stem for p in gt_dir.glob("*.npz"))
+    videos = natsorted(p.stem for p in gt_dir.glob("*.npz") if not is_hidden(p))
     if not videos:
         raise ValueError(f"{gt_dir}: no point files (expected GT/<video>.npz)")
     missing = [v for v in videos if not (pred_dir / f"{v}.npz").is_file()]

@@ -24,7 +24,7 @@ from natsort import natsorted
 from tqdm.auto import tqdm
 
 from sam2pp.eval.report import EvalResult
-from sam2pp.io.formats import box_absent, read_boxes_txt
+from sam2pp.io.formats import box_absent, is_hidden, read_boxes_txt, read_text
 
 SUCCESS_THRESHOLDS = np.arange(21) * 0.05  # IoU > t, t in 0, 0.05, ..., 1
 PRECISION_PX = 20.0  # centre error <= 20 px
@@ -73,7 +73,7 @@ def _list_videos(gt_dir: Path, pred_dir: Path) -> list[str]:
     for folder, role in ((gt_dir, "GT"), (pred_dir, "prediction")):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: {role} folder not found")
-    videos = natsorted(p.stem for p in gt_dir.glob("*.txt"))
+    videos = natsorted(p.stem for p in gt_dir.glob("*.txt") if not is_hidden(p))
     if not videos:
         raise ValueError(f"{gt_dir}: no box files (expected GT/<video>.txt)")
     missing = [v for v in videos if not (pred_dir / f"{v}.txt").is_file()]
@@ -86,11 +86,11 @@ def read_image_size(path: Path) -> tuple[float, float] | None:
     """`W,H` (comma or whitespace) of an optional `.size` file; None when the file does not exist."""
     if not path.is_file():
         return None
-    fields = path.read_text().replace(",", " ").split()
+    text = read_text(path, "image size file")
     try:
-        width, height = (float(f) for f in fields)
+        width, height = (float(f) for f in text.replace(",", " ").split())
     except ValueError as err:
-        raise ValueError(f"{path}: expected two numbers W,H, got {path.read_text().strip()!r}") from err
+        raise ValueError(f"{path}: expected two numbers W,H, got {text.strip()!r}") from err
     if width <= 0 or height <= 0:
         raise ValueError(f"{path}: image size must be positive, got {width}x{height}")
     return width, height

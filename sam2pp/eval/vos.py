@@ -20,7 +20,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from sam2pp.eval.report import EvalResult
-from sam2pp.io.formats import read_palette_png
+from sam2pp.io.formats import is_hidden, read_palette_png
 
 BOUNDARY_TOLERANCE = 0.008  # of the image diagonal
 RECALL_THRESHOLD = 0.5
@@ -64,7 +64,7 @@ def _list_videos(gt_dir: Path, pred_dir: Path) -> list[str]:
     for folder, role in ((gt_dir, "GT"), (pred_dir, "prediction")):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: {role} folder not found")
-    videos = natsorted(p.name for p in gt_dir.iterdir() if p.is_dir())
+    videos = natsorted(p.name for p in gt_dir.iterdir() if p.is_dir() and not is_hidden(p))
     if not videos:
         raise ValueError(f"{gt_dir}: no video folders (expected GT/<video>/*.png)")
     missing = [v for v in videos if not (pred_dir / v).is_dir()]
@@ -75,7 +75,7 @@ def _list_videos(gt_dir: Path, pred_dir: Path) -> list[str]:
 
 def score_video(video: str, gt_folder: Path, pred_folder: Path) -> list[ObjectScores]:
     """J and F of every object of one video over its scored frames (all but the first and last)."""
-    names = natsorted(p.name for p in gt_folder.iterdir() if p.suffix.lower() == ".png")
+    names = natsorted(p.name for p in gt_folder.iterdir() if p.suffix.lower() == ".png" and not is_hidden(p))
     if len(names) < 3:
         raise ValueError(f"video {video!r}: {len(names)} GT frame(s); at least 3 are needed "
                          "(the first and the last are not scored)")

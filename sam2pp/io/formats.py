@@ -33,12 +33,20 @@ def _davis_palette() -> np.ndarray:
 DAVIS_PALETTE = _davis_palette()
 
 
+def is_hidden(path: Path) -> bool:
+    """Whether a file is hidden (its name starts with "."), like the `._00000.jpg` resource forks macOS copies leave;
+    such files are never frames, masks or results."""
+    return path.name.startswith(".")
+
+
 def list_frames(folder: str | Path) -> list[Path]:
-    """Image files (.jpg/.jpeg/.png, any case) of a frame folder in natural sort order ("2" before "10")."""
+    """Image files (.jpg/.jpeg/.png, any case) of a frame folder in natural sort order ("2" before "10"); hidden
+    files are skipped."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder of frames")
-    frames = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS]
+    frames = [p for p in folder.iterdir()
+              if p.is_file() and not is_hidden(p) and p.suffix.lower() in FRAME_EXTENSIONS]
     if not frames:
         raise ValueError(f"{folder}: no frames ({', '.join(FRAME_EXTENSIONS)}) in this folder")
     return natsorted(frames, key=lambda p: p.name)
@@ -87,7 +95,7 @@ def read_boxes_txt(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: box file not found")
-    lines = path.read_text().rstrip().splitlines()
+    lines = read_text(path, "box file").rstrip().splitlines()
     boxes = np.empty((len(lines), 4), dtype=np.float64)
     for i, line in enumerate(lines):
         fields = [f for f in _BOX_SEPARATORS.split(line.strip()) if f]
@@ -100,6 +108,14 @@ def read_boxes_txt(path: str | Path) -> np.ndarray:
     if not len(boxes):
         raise ValueError(f"{path}: no boxes in file")
     return boxes
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of a UTF-8 file; a binary file raises an error naming the file (not a bare codec message)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a text {what} (byte {err.start} is not UTF-8; is it a binary file?)") from None
 
 
 def write_boxes_txt(path: str | Path, xywh: np.ndarray) -> None:

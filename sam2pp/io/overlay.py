@@ -2,7 +2,8 @@
 
 Masks and boxes are rasterised by torchvision's drawing utilities; point markers and trails go
 through PIL's `ImageDraw`, because a hidden point needs a hollow marker and a trail may have gaps,
-neither of which `draw_keypoints` can express.
+neither of which `draw_keypoints` can express. Line widths and marker sizes grow with the drawn frame's
+width, so they stay visible on a full-HD frame and once a picture is scaled down for display.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ _PALETTE: tuple[Color, ...] = (
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
 )
 _PROGRESS_FROM = 100  # frames; shorter animations are written without a progress bar
+PREVIEW_MAX_WIDTH = 960
+"""Default width limit (px) of previews: a full-HD video is drawn at half size (a GIF of 1080p frames is ~1 MB each)."""
 
 
 def object_color(obj_id: int) -> Color:
@@ -56,15 +59,19 @@ def draw_overlay(
     *,
     obj_ids: Sequence[int] | None = None,
     alpha: float = 0.45,
-    box_width: int = 2,
-    point_radius: int = 4,
+    box_width: int | None = None,
+    point_radius: int | None = None,
+    scale: float = 1.0,
 ) -> np.ndarray:
     """Draw O objects' results on a copy of `frame` (H, W, 3) uint8 and return it.
 
     masks: bool (O, H, W), tinted with `alpha` and outlined; boxes_xyxy: (O, 4); points_xy: (O, 2),
     drawn filled, or hollow where `visible` (O,) is false; trails: (O, L, 2) past positions, oldest
     first, drawn as polylines broken at NaN. NaN boxes and points are skipped. Colours come from
-    `colors`, else from `object_color` of `obj_ids` (default 1..O).
+    `colors`, else from `object_color` of `obj_ids` (default 1..O). `box_width` and `point_radius`
+    default to sizes that grow with the drawn width (`line_width`, `marker_radius`). With `scale`, the
+    picture is the frame resized by that factor (coordinates stay those of `frame`): a preview of a
+    large video is drawn small without drawing it large first.
     """
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -73,6 +80,11 @@ def draw_overlay(
         frame.shape[:2], masks=masks, boxes_xyxy=boxes_xyxy, points_xy=points_xy, visible=visible, trails=trails
     )
     colors = _resolve_colors(count, colors, obj_ids)
+    if scale != 1.0:
+        frame, masks, (boxes_xyxy, points_xy, trails) = _rescaled(frame, masks, (boxes_xyxy, points_xy, trails), scale)
+    width = frame.shape[1]
+    box_width = line_width(width) if box_width is None else box_width
+    point_radius = marker_radius(width) if point_radius is None else point_radius
     image = torch.from_numpy(frame.copy()).permute(2, 0, 1)
     if masks is not None:
         image = _draw_masks(image, np.asarray(masks, dtype=bool), colors, alpha)
@@ -85,6 +97,40 @@ def draw_overlay(
         shown = np.ones(count, dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
         _draw_points(ImageDraw.Draw(canvas), np.asarray(points_xy, dtype=np.float64), shown, colors, point_radius)
     return np.asarray(canvas)
+
+
+def line_width(width: int) -> int:
+    """Box line width (px) for a picture `width` px wide: 2 up to 640 px, then one more per 320 px."""
+    return max(2, round(width / 320))
+
+
+def marker_radius(width: int) -> int:
+    """Point marker radius (px) for a picture `width` px wide: 4 up to 640 px, then growing in step."""
+    return max(4, round(width / 160))
+
+
+def fit_scale(width: int, max_width: int | None) -> float:
+    """The factor that brings a picture `width` px wide down to at most `max_width` px (1 when it fits or no limit)."""
+    if max_width is not None and max_width < 1:
+        raise ValueError(f"max_width must be a positive number of pixels (or None for no limit), got {max_width}")
+    return 1.0 if max_width is None or width <= max_width else max_width / width
+
+
+def _rescaled(frame: np.ndarray, masks: np.ndarray | None, coords: tuple, scale: float):
+    """The frame resized by `scale` (bilinear), masks sampled at the new pixels' centres, coordinates scaled."""
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    height, width = frame.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR))
+    if masks is not None:
+        rows = np.minimum(((np.arange(size[1]) + 0.5) * height / size[1]).astype(int), height - 1)
+        cols = np.minimum(((np.arange(size[0]) + 0.5) * width / size[0]).astype(int), width - 1)
+        masks = np.asarray(masks, dtype=bool)[:, rows][:, :, cols]
+    factor = np.array(size, dtype=np.float64) / (width, height)
+    scaled = tuple(None if c is None else np.asarray(c, dtype=np.float64) * np.tile(factor, np.shape(c)[-1] // 2)
+                   for c in coords)
+    return small, masks, scaled
 
 
 # Per argument: its shape in words, its number of dimensions, and the size of its last one if fixed.

@@ -22,7 +22,7 @@ from .mlp import MLP
 from .position_encoding import sine_encoding_1d
 from .prompt_encoder import build_prompt_encoder
 from .task_modules import TaskModuleDict, keep_published_task_names
-from .unified_decoder import build_unified_decoder
+from .unified_decoder import DecoderOutput, build_unified_decoder
 
 # A prompt mask used as output becomes logits of +-10 (sigmoid(-10) ~ 4.5e-5), as published.
 _MASK_LOGIT_SCALE, _MASK_LOGIT_BIAS = 20.0, -10.0
@@ -58,6 +58,8 @@ class HeadOutput:
 
     low_res_masks (B, 1, S/4, S/4) and high_res_masks (B, 1, S, S) are logits of the kept mask; boxes_xyxy_norm
     (B, 4) in [0, 1] model coordinates (box task only); obj_ptr (B, C); object_score_logits (B, 1).
+    candidates: every decoder candidate after suppression, before the best is picked (the training loss reads all
+    of them); None when a prompt was output as it is.
     """
 
     low_res_masks: Tensor
@@ -65,6 +67,7 @@ class HeadOutput:
     boxes_xyxy_norm: Tensor | None
     obj_ptr: Tensor
     object_score_logits: Tensor
+    candidates: DecoderOutput | None = None
 
 
 class SAM2PlusModel(nn.Module):
@@ -82,9 +85,16 @@ class SAM2PlusModel(nn.Module):
         self.num_maskmem = cfg.num_maskmem
 
         plain = cfg.to_dict()
-        self.image_encoder = build_image_encoder(plain["image_encoder"])
-        self.memory_attention = TaskModuleDict(lambda _: build_memory_attention(plain["memory_attention"]))
-        self.memory_encoder = TaskModuleDict(lambda _: build_memory_encoder(plain["memory_encoder"]))
+        # Each is one module shared by every task or one per task, as the config's `separate_*` switch says.
+        self.image_encoder = TaskModuleDict.build(
+            lambda: build_image_encoder(plain["image_encoder"]), cfg.separate_image_encoder
+        )
+        self.memory_attention = TaskModuleDict.build(
+            lambda: build_memory_attention(plain["memory_attention"]), cfg.separate_memory_attention
+        )
+        self.memory_encoder = TaskModuleDict.build(
+            lambda: build_memory_encoder(plain["memory_encoder"]), cfg.separate_memory_encoder
+        )
         self.sam_prompt_encoder = build_prompt_encoder(plain)
         self.sam_unified_decoder = build_unified_decoder(plain)
 
@@ -106,12 +116,20 @@ class SAM2PlusModel(nn.Module):
 
     # ---- image features -------------------------------------------------------------------------------------------
 
-    def encode_image(self, image: Tensor):
-        """(1, 3, S, S) normalised image -> the task-independent `ImageFeatures` of the image encoder."""
-        return self.image_encoder(image)
+    def encode_image(self, image: Tensor, task: str | None = None):
+        """(1, 3, S, S) normalised image -> `ImageFeatures` of the task's image encoder.
+
+        With the shared image encoder (the default) the features serve every task and `task` may be left out; with
+        one encoder per task (`separate_image_encoder`) the task is required.
+        """
+        if task is None and not self.image_encoder.is_shared:
+            raise ValueError("this model has one image encoder per task (separate_image_encoder=True): "
+                             f"encode_image needs the task, one of {', '.join(self.image_encoder.tasks)}")
+        return self.image_encoder[task](image)
 
     def task_features(self, image_features, task: str) -> FrameFeatures:
-        """Apply the task's high-resolution projections (conv_s0/conv_s1) to the shared image features."""
+        """Apply the task's high-resolution projections (conv_s0/conv_s1) to image features that serve the task
+        (from `encode_image(image, task)` when the model has one image encoder per task)."""
         fpn, pos = image_features.backbone_fpn, image_features.vision_pos_enc
         high_res = None
         if self.config.use_high_res_features_in_sam:
@@ -157,6 +175,7 @@ class SAM2PlusModel(nn.Module):
             high_res_features=high_res,
             task=task,
         ).suppress_absent()
+        candidates = out
         visible = out.object_score_logits > 0
         if multimask:
             out = out.select_best()
@@ -165,7 +184,7 @@ class SAM2PlusModel(nn.Module):
         tokens = out.sam_tokens[:, 0]
         scores = out.object_score_logits
         high = F.interpolate(masks, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        return HeadOutput(masks, high, boxes, self._object_pointer(tokens, visible.float()), scores)
+        return HeadOutput(masks, high, boxes, self._object_pointer(tokens, visible.float()), scores, candidates)
 
     def _object_pointer(self, token: Tensor, present: Tensor) -> Tensor:
         """(B, C) decoder token -> object pointer."""
@@ -180,10 +199,11 @@ class SAM2PlusModel(nn.Module):
     def prompt_as_output(
         self, task: str, features: Tensor, high_res: list[Tensor] | None, prob_map: Tensor, points: Points | None
     ) -> HeadOutput:
-        """Output a prompt map directly (mask prompt, or a point's gaussian) instead of decoding.
+        """Output a prompt map directly (a mask, a point's gaussian, or in training a box's object mask).
 
-        prob_map: (B, 1, S, S) in [0, 1]. The decoder still runs once, on the down-sampled map (and the point for the
-        point task), to produce the object pointer. The score is +10 where the map has any positive pixel, else -10.
+        prob_map: (B, 1, S, S) in [0, 1]. The decoder still runs once to produce the object pointer: on the
+        down-sampled map (mask task), the point and its map (point task), or the box alone (box task, whose box
+        output is then the prompt box). The score is +10 where the map has any positive pixel, else -10.
         """
         if task == "point":
             p = prob_map.float().clamp(1e-6, 1 - 1e-6)
@@ -192,8 +212,8 @@ class SAM2PlusModel(nn.Module):
             high = prob_map.float() * _MASK_LOGIT_SCALE + _MASK_LOGIT_BIAS
         low = F.interpolate(high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear",
                             align_corners=False, antialias=True)
-        use_points = task == "point" and self.config.input_point_task_coord_xy
-        use_map = task != "point" or self.config.input_point_task_gaussian_mask
+        use_points = task == "box" or (task == "point" and self.config.input_point_task_coord_xy)
+        use_map = task == "mask" or (task == "point" and self.config.input_point_task_gaussian_mask)
         decoded = self.decode(
             task,
             features,
@@ -201,9 +221,10 @@ class SAM2PlusModel(nn.Module):
             points=points if use_points else None,
             mask_prompt=self.mask_downsample(prob_map.float()) if use_map else None,
         )
+        boxes = points.coords.reshape(-1, 4) / self.image_size if task == "box" else None
         present = (prob_map.flatten(1) > 0).any(dim=1, keepdim=True).float()
         scores = _MASK_LOGIT_SCALE * present + _MASK_LOGIT_BIAS
-        return HeadOutput(low, high, None, self._gate_pointer(decoded.obj_ptr, present), scores)
+        return HeadOutput(low, high, boxes, self._gate_pointer(decoded.obj_ptr, present), scores)
 
     # ---- memory ---------------------------------------------------------------------------------------------------
 
@@ -258,9 +279,6 @@ def non_overlapping(masks: Tensor) -> Tensor:
 def _check_supported(cfg: ModelConfig) -> None:
     """Reject published switches this implementation fixes, rather than silently ignoring them."""
     fixed = {
-        "separate_image_encoder": False,
-        "separate_memory_attention": True,
-        "separate_memory_encoder": True,
         "use_obj_ptrs_in_encoder": True,
         "pred_obj_scores": True,
         "pred_obj_scores_mlp": True,

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .model import FrameFeatures, Points, SAM2PlusModel
+from .model import FrameFeatures, HeadOutput, Points, SAM2PlusModel
 
 
 @dataclass
@@ -32,7 +32,8 @@ class FrameMemory:
     """What is kept of one object on one frame: its outputs and, once encoded, its memory.
 
     pred_masks (1, 1, S/4, S/4) logits; obj_ptr (1, C); object_score_logits (1, 1); boxes_xyxy_norm (1, 4) for the box
-    task; maskmem_features (1, Cm, h, w) stored in bfloat16 as published; maskmem_pos_enc (1, Cm, h, w).
+    task; maskmem_features (1, Cm, h, w) stored in bfloat16 as published; maskmem_pos_enc (1, Cm, h, w), one tensor
+    shared by every memory of the same shape (it depends on the shape only).
     """
 
     pred_masks: Tensor
@@ -54,6 +55,20 @@ class ObjectMemory:
     def get(self, frame_idx: int) -> FrameMemory | None:
         return self.cond.get(frame_idx, self.non_cond.get(frame_idx))
 
+    def evict(self, frame_idx: int, reverse: bool, window: int) -> None:
+        """Forget the tracked frames that no later tracking step can read (`Tracker.memory_window`).
+
+        Kept: every conditioning frame, the tracked frames within `window` frames behind `frame_idx` in the tracking
+        direction (the next frames read them), any frame ahead of it (an earlier pass's; this one overwrites it), and
+        the tracked frames within `window` of a conditioning frame on either side (a pass that starts there, forwards
+        or in reverse, reads them, as published).
+        """
+        sign = -1 if reverse else 1
+        for t in list(self.non_cond):
+            behind = (frame_idx - t) * sign
+            if behind > window and all(abs(t - c) > window for c in self.cond):
+                del self.non_cond[t]
+
 
 @dataclass(frozen=True)
 class TaskRules:
@@ -73,15 +88,27 @@ TASK_RULES: dict[str, TaskRules] = {
         prompt_is_output=lambda p: p.prob_map is not None,
     ),
     # A box (corner labels 2 and 3) counts as no click, so a lone box gets multimask output.
+    # Only training gives a box together with the object's mask: the mask is then the output (published).
     "box": TaskRules(
         clicks=lambda labels: int((labels[0] < 2).sum()),
-        prompt_is_output=lambda p: False,
+        prompt_is_output=lambda p: p.points is not None and p.prob_map is not None,
     ),
     "point": TaskRules(
         clicks=lambda labels: labels.shape[1],
         prompt_is_output=lambda p: p.points is not None and p.prob_map is not None,
     ),
 }
+
+
+def frame_memory(out: HeadOutput, prompt: FramePrompt) -> FrameMemory:
+    """What is kept of a decoder output (its memory is encoded later)."""
+    return FrameMemory(
+        pred_masks=out.low_res_masks,
+        obj_ptr=out.obj_ptr,
+        object_score_logits=out.object_score_logits,
+        boxes_xyxy_norm=out.boxes_xyxy_norm,
+        from_points=prompt.points is not None,
+    )
 
 
 def select_closest_cond_frames(
@@ -109,6 +136,15 @@ class Tracker:
     def __init__(self, model: SAM2PlusModel):
         self.model = model
         self.config = model.config
+        self._pos_enc: dict[tuple, Tensor] = {}
+
+    def memory_window(self) -> int:
+        """How many frames behind the one being tracked (in the tracking direction) a tracking step reads: the
+        farthest of the num_maskmem - 1 spatial memories (every `memory_temporal_stride_for_eval` frames after the
+        previous frame) and of the max_obj_ptrs_in_encoder - 1 object pointers."""
+        cfg = self.config
+        spatial = 1 + max(cfg.num_maskmem - 2, 0) * cfg.memory_temporal_stride_for_eval
+        return max(spatial, cfg.max_obj_ptrs_in_encoder - 1)
 
     def step(
         self,
@@ -124,26 +160,28 @@ class Tracker:
         prev_mask_logits: Tensor | None = None,
     ) -> FrameMemory:
         """Track one object on one frame; `prev_mask_logits` (1, 1, S/4, S/4) refine an earlier output with clicks."""
-        prompt = prompt or FramePrompt()
-        rules = TASK_RULES[task]
-        if self.config.use_mask_input_as_output_without_sam and rules.prompt_is_output(prompt):
-            out = self.model.prompt_as_output(task, features.vision, features.high_res, prompt.prob_map, prompt.points)
-        else:
-            out = self._decode(task, frame_idx, features, memory, num_frames, prompt, is_init_cond_frame, reverse,
-                               prev_mask_logits)
-        result = FrameMemory(
-            pred_masks=out.low_res_masks,
-            obj_ptr=out.obj_ptr,
-            object_score_logits=out.object_score_logits,
-            boxes_xyxy_norm=out.boxes_xyxy_norm,
-            from_points=prompt.points is not None,
-        )
+        result, out = self.predict(task, frame_idx, features, memory, num_frames, prompt, is_init_cond_frame, reverse,
+                                   prev_mask_logits)
         if run_memory_encoder:
             self.encode(task, features, result, out.high_res_masks)
         return result
 
+    def predict(self, task, frame_idx, features, memory, num_frames, prompt=None, is_init_cond_frame=False,
+                reverse=False, prev_mask_logits=None) -> tuple[FrameMemory, HeadOutput]:
+        """`step` without the memory encoder, also returning the decoder's output (training reads its candidates)."""
+        prompt = prompt or FramePrompt()
+        if self.config.use_mask_input_as_output_without_sam and TASK_RULES[task].prompt_is_output(prompt):
+            out = self.model.prompt_as_output(task, features.vision, features.high_res, prompt.prob_map, prompt.points)
+        else:
+            vision = self.condition(task, frame_idx, features, memory, num_frames, is_init_cond_frame, reverse)
+            out = self.decode(task, vision, features, prompt, is_init_cond_frame, prev_mask_logits)
+        return frame_memory(out, prompt), out
+
     def encode(self, task: str, features: FrameFeatures, frame: FrameMemory, high_res_masks: Tensor | None = None):
-        """Fill `frame`'s memory from its masks (upsampled from the low-res logits unless given)."""
+        """Fill `frame`'s memory from its masks (upsampled from the low-res logits unless given).
+
+        Memories are stored in bfloat16 for inference, as published, and kept in float32 while training.
+        """
         if high_res_masks is None:
             size = (self.model.image_size, self.model.image_size)
             high_res_masks = torch.nn.functional.interpolate(
@@ -153,14 +191,29 @@ class Tracker:
         feats, pos = self.model.encode_memory(
             task, features.vision, high_res_masks, frame.object_score_logits, binarize=binarize
         )
-        frame.maskmem_features = feats.to(torch.bfloat16)
-        frame.maskmem_pos_enc = pos
+        self._store_memory(task, frame, feats, pos)
 
-    def _decode(self, task, frame_idx, features, memory, num_frames, prompt, is_init, reverse, prev_mask_logits):
+    def _store_memory(self, task: str, frame: FrameMemory, feats: Tensor, pos: Tensor) -> None:
+        """Keep (1, Cm, h, w) memory features in `frame`: float32 in training; for inference a bfloat16 copy, as
+        published (a copy even when already bfloat16, so that a row of a batch does not hold the whole batch)."""
+        frame.maskmem_features = feats if self.model.training else feats.to(torch.bfloat16, copy=True)
+        frame.maskmem_pos_enc = self._one_pos_enc(task, pos)
+
+    def _one_pos_enc(self, task: str, pos: Tensor) -> Tensor:
+        """The memory position encoding depends only on the memory's shape: keep one copy per shape, not per frame."""
+        key = (task, tuple(pos.shape), pos.dtype, pos.device, pos.is_inference())
+        if key not in self._pos_enc:
+            self._pos_enc[key] = pos.clone()
+        return self._pos_enc[key]
+
+    def condition(self, task, frame_idx, features, memory, num_frames, is_init, reverse=False) -> Tensor:
+        """The frame's features for the decoder: with the no-memory embedding (initial prompt) or after memory attention."""
         if is_init:
-            vision = self.model.without_memory(features.vision)
-        else:
-            vision = self._condition(task, frame_idx, features, memory, num_frames, reverse)
+            return self.model.without_memory(features.vision)
+        return self._condition(task, frame_idx, features, memory, num_frames, reverse)
+
+    def decode(self, task, vision, features, prompt, is_init, prev_mask_logits=None) -> HeadOutput:
+        """Prompt encoder and decoder on conditioned features; clicks refine `prev_mask_logits` when given."""
         points, mask_prompt = prompt.points, prompt.prob_map
         if task == "point":
             points = points if self.config.input_point_task_coord_xy else None
@@ -185,16 +238,61 @@ class Tracker:
 
     def _condition(self, task, frame_idx, features, memory, num_frames, reverse) -> Tensor:
         """Features of a tracked frame after memory attention over the selected memories and object pointers."""
+        b = features.vision.shape[0]
+        tokens, tokens_pos, n_ptr = self._memory_tokens(frame_idx, memory, num_frames, reverse, b)
+        return self.model.attend_memory(task, features.vision, features.vision_pos, tokens, tokens_pos, n_ptr)
+
+    def _memory_tokens(self, frame_idx, memory, num_frames, reverse, b=1) -> tuple[Tensor, Tensor, int]:
+        """The memory tokens (L, B, Cm) an object's frame attends to, their encodings, and how many are pointers."""
         if not memory.cond:
             raise RuntimeError(f"frame {frame_idx}: the object has no prompted (conditioning) frame to track from")
-        b = features.vision.shape[0]
         selected, unselected = select_closest_cond_frames(frame_idx, memory.cond, self.config.max_cond_frames_in_attn)
         mem, mem_pos = self._spatial_memories(frame_idx, memory, selected, unselected, reverse)
         ptrs, ptr_pos = self._object_pointers(frame_idx, memory, selected, unselected, num_frames, reverse, b)
-        tokens = torch.cat(mem + ptrs, dim=0)
-        tokens_pos = torch.cat(mem_pos + ptr_pos, dim=0)
         n_ptr = sum(p.shape[0] for p in ptrs)
-        return self.model.attend_memory(task, features.vision, features.vision_pos, tokens, tokens_pos, n_ptr)
+        return torch.cat(mem + ptrs, dim=0), torch.cat(mem_pos + ptr_pos, dim=0), n_ptr
+
+    # ---- several objects at once ----------------------------------------------------------------------------------
+
+    def track_objects(self, task: str, frame_idx: int, features: FrameFeatures, memories: list[ObjectMemory],
+                      num_frames: int, reverse: bool = False) -> list[FrameMemory]:
+        """`step` without a prompt (a tracked frame) for several objects of one task, each with its memory bank.
+
+        Memory attention and the memory encoder run once for each group of objects whose memories have the same
+        layout (usually all of them); their large matrix products give every row the same numbers as a batch of one.
+        The decoder runs per object: its matrix products over a few tokens round differently in a batch (about 2e-6
+        per frame, compounding through the memories), so batching it would lose exact equality with `step`.
+        """
+        tokens = [self._memory_tokens(frame_idx, m, num_frames, reverse) for m in memories]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (mem, _, n_ptr) in enumerate(tokens):
+            groups.setdefault((mem.shape[0], n_ptr), []).append(i)
+        results: list[FrameMemory | None] = [None] * len(memories)
+        for (_, n_ptr), rows in groups.items():
+            batch = _expand(features, len(rows))
+            vision = self.model.attend_memory(
+                task, batch.vision, batch.vision_pos, torch.cat([tokens[i][0] for i in rows], dim=1),
+                torch.cat([tokens[i][1] for i in rows], dim=1), n_ptr,
+            )
+            outs = [self.decode(task, v[None], features, FramePrompt(), is_init=False) for v in vision]
+            frames = [frame_memory(o, FramePrompt()) for o in outs]
+            self._encode_batch(task, batch, frames, torch.cat([o.high_res_masks for o in outs]))
+            for i, frame in zip(rows, frames):
+                results[i] = frame
+        return results
+
+    def _encode_batch(self, task: str, batch: FrameFeatures, frames: list[FrameMemory], high_res_masks: Tensor):
+        """`encode` for a batch of objects; one at a time when the memory encoder makes masks non-overlapping
+        across the batch, which objects tracked one at a time never see."""
+        if self.config.non_overlap_masks_for_mem_enc or len(frames) == 1:
+            for k, frame in enumerate(frames):
+                self.encode(task, _expand(batch, 1), frame, high_res_masks[k:k + 1])
+            return
+        feats, pos = self.model.encode_memory(
+            task, batch.vision, high_res_masks, torch.cat([f.object_score_logits for f in frames])
+        )
+        for k, frame in enumerate(frames):
+            self._store_memory(task, frame, feats[k:k + 1], pos[k:k + 1])
 
     def _memory_frames(self, frame_idx, memory, selected, unselected, reverse) -> list[tuple[int, FrameMemory]]:
         """(temporal slot, memory) pairs: slot 0 for conditioning frames, then the previous num_maskmem - 1 frames."""
@@ -220,7 +318,8 @@ class Tracker:
         device = self.model.device
         n = self.config.num_maskmem
         for slot, m in self._memory_frames(frame_idx, memory, selected, unselected, reverse):
-            feats.append(m.maskmem_features.to(device).flatten(2).permute(2, 0, 1))
+            # Stored memories may be bfloat16: compute in float32 (autocast still runs them in bfloat16, as published).
+            feats.append(m.maskmem_features.to(device=device, dtype=torch.float32).flatten(2).permute(2, 0, 1))
             enc = m.maskmem_pos_enc.to(device).flatten(2).permute(2, 0, 1)
             pos.append(enc + self.model.maskmem_tpos_enc[n - slot - 1])
         return feats, pos
@@ -256,3 +355,11 @@ class Tracker:
             ptrs = ptrs.reshape(-1, b, c // cm, cm).permute(0, 2, 1, 3).flatten(0, 1)
             pos = pos.repeat_interleave(c // cm, dim=0)
         return [ptrs], [pos]
+
+
+def _expand(features: FrameFeatures, b: int) -> FrameFeatures:
+    """One frame's features (batch 1) seen as a batch of `b` objects, without copying."""
+    grow = lambda t: t[:1].expand(b, *t.shape[1:])  # noqa: E731
+    high_res = None if features.high_res is None else [grow(t) for t in features.high_res]
+    return FrameFeatures(vision=grow(features.vision), vision_pos=grow(features.vision_pos), high_res=high_res)
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -11,6 +12,8 @@ import torch
 from ..modeling.model import FrameFeatures
 from ..modeling.tracker import FramePrompt, ObjectMemory
 from .frames import FrameSource
+
+STREAM_LENGTH = 2**31  # a stream's length as tracking reads it: longer than any temporal range
 
 
 @dataclass
@@ -38,13 +41,29 @@ class TrackingState:
         self.image_size = image_size
         self.device = torch.device(device)
         self.objects: OrderedDict[int, TrackedObject] = OrderedDict()
-        self._features: OrderedDict[int, object] = OrderedDict()
+        self._features: OrderedDict[tuple[int, str | None], object] = OrderedDict()
         self._task_features: dict[tuple[int, str], FrameFeatures] = {}
         self._feature_cache_size = feature_cache_size
 
     @property
     def num_frames(self) -> int:
+        """The frames of the video (of a stream: received so far)."""
         return self.frames.num_frames
+
+    @property
+    def track_length(self) -> int:
+        """The video's length as tracking reads it (it caps the object pointers' temporal range): a stream's is
+        unknown, so it counts as longer than any range, which an offline video of `max_obj_ptrs_in_encoder` frames
+        or more gives too."""
+        return STREAM_LENGTH if self.frames.is_stream else self.frames.num_frames
+
+    def add_frame(self, frame) -> int:
+        """Append a frame to a streaming session (`VideoPredictor.init_state()` without a video); returns its index.
+        frame: uint8 (H, W, 3) array or PIL image, the size of the first."""
+        if not self.frames.is_stream:
+            raise TypeError("add_frame needs a streaming session: create it with init_state() (no video) or with an "
+                            "iterator of frames")
+        return self.frames.add(frame)
 
     @property
     def video_width(self) -> int:
@@ -70,17 +89,22 @@ class TrackingState:
     def check_frame(self, frame_idx: int) -> int:
         return self.frames.check_index(frame_idx)
 
-    def cached_features(self, frame_idx: int, compute) -> object:
-        """Image features of a frame from the LRU cache, computed with `compute(frame_idx)` on a miss."""
-        if frame_idx in self._features:
-            self._features.move_to_end(frame_idx)
-            return self._features[frame_idx]
+    def cached_features(self, frame_idx: int, compute, encoder_task: str | None = None) -> object:
+        """Image features of a frame from the LRU cache, computed with `compute(frame_idx)` on a miss.
+
+        encoder_task: the task whose image encoder makes them when the model has one per task (None: the shared
+        encoder); each (frame, encoder) entry then counts against the cache size.
+        """
+        key = (frame_idx, encoder_task)
+        if key in self._features:
+            self._features.move_to_end(key)
+            return self._features[key]
         feats = compute(frame_idx)
-        self._features[frame_idx] = feats
+        self._features[key] = feats
         if len(self._features) > self._feature_cache_size:
-            old, _ = self._features.popitem(last=False)
-            for key in [k for k in self._task_features if k[0] == old]:
-                del self._task_features[key]
+            (old_frame, old_task), _ = self._features.popitem(last=False)
+            for k in [k for k in self._task_features if k[0] == old_frame and old_task in (None, k[1])]:
+                del self._task_features[k]
         return feats
 
     def cached_task_features(self, frame_idx: int, task: str, compute) -> FrameFeatures:
@@ -89,6 +113,30 @@ class TrackingState:
             self._task_features[key] = compute()
         return self._task_features[key]
 
+    def tensor_bytes(self) -> int:
+        """Bytes held by the session's tensors (memories, prompts, cached features and frames), each storage counted
+        once: what `memory_bank="window"` keeps from growing with the video's length."""
+        seen: dict[tuple, int] = {}
+        for t in _tensors([self.objects, self._features, self._task_features, self.frames._cache]):
+            storage = t.untyped_storage()
+            seen[(t.device, storage.data_ptr())] = storage.nbytes()
+        return sum(seen.values())
+
     def __repr__(self) -> str:
         objs = ", ".join(f"{o.obj_id}:{o.task}" for o in self.objects.values()) or "none"
         return (f"TrackingState({self.num_frames} frames, {self.video_width}x{self.video_height}, objects: {objs})")
+
+
+def _tensors(value):
+    """Every tensor in nested dataclasses, dicts, lists and tuples."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _tensors(getattr(value, f.name))
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)

@@ -1,7 +1,9 @@
 """`VideoPredictor`: prompt objects with masks, clicks, boxes or track points, then propagate through the video.
 
-The image encoder runs once per frame for all objects; each object is then tracked by its task's modules exactly as
-the published SAM 2++ predictor tracks it (one object at a time, so objects of different tasks never interact).
+The image encoder runs once per frame for all objects (once per frame and task when the model has one image encoder
+per task); each object is then tracked by its task's modules exactly as the published SAM 2++ predictor tracks it
+(objects of different tasks never interact; the objects of one task share batches through memory attention and the
+memory encoder, with the outputs of tracking them one at a time).
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from ..kernels import fill_holes_and_sprinkles
 from ..modeling.model import SAM2PlusModel, non_overlapping
 from ..modeling.unified_decoder import NO_OBJECT_LOGIT
 from ..modeling.tracker import FrameMemory, FramePrompt, Tracker
+from ..threads import apply_threads
 from .frames import open_video
 from .prompts import box_corners, gaussian_disc, mask_to_model, to_model_points
 from .results import FrameResult
-from .state import TrackedObject, TrackingState
+from .state import STREAM_LENGTH, TrackedObject, TrackingState
+
+MEMORY_BANKS = ("all", "window")
 
 
 class VideoPredictor:
@@ -33,6 +38,18 @@ class VideoPredictor:
         becomes a conditioning frame, so the correction survives the next propagation (interactive use turns it on;
         off by default, as published). fill_hole_area and non_overlap_masks default to the model config's values.
     autocast: run under bfloat16 autocast on CUDA, as the published tools do (ignored on the CPU).
+    threads: torch's intra-op CPU threads for this process (`sam2pp.threads`); by default one for a small model on the
+        CPU and torch's own count otherwise, unless OMP_NUM_THREADS or an earlier `torch.set_num_threads` says else.
+    memory_bank: "all" keeps every tracked frame's memory, as published, so any old frame can be re-prompted or
+        tracking restarted from it; "window" keeps only what later steps can read (the conditioning frames, the
+        frames within `Tracker.memory_window` behind the one being tracked, and those within that window of a
+        conditioning frame), so a session's memory stops growing with the video's length. Both give the same
+        outputs; with "window", a prompt or a propagation start that would read an evicted memory raises ValueError.
+    batch_objects: track the objects of one task together, as one batch through memory attention, the decoder and
+        the memory encoder (`Tracker.track_objects`); equal to one object at a time up to float rounding (1e-5 on
+        logits), which `batch_objects=False` gives exactly.
+    prefetch: how many frames `propagate` decodes and preprocesses ahead of the one being tracked, on a background
+        thread (0: decode each frame when it is needed). The outputs do not depend on it.
     """
 
     def __init__(
@@ -42,8 +59,13 @@ class VideoPredictor:
         fill_hole_area: int | None = None,
         non_overlap_masks: bool | None = None,
         autocast: bool = True,
+        threads: int | None = None,
+        memory_bank: str = "all",
+        batch_objects: bool = True,
+        prefetch: int = 4,
     ):
         self.model = model.eval()
+        self.threads = apply_threads(threads, model.image_size if model.device.type == "cpu" else None)
         self.tracker = Tracker(model)
         cfg = model.config
         self.add_all_frames_to_correct_as_cond = (
@@ -53,6 +75,13 @@ class VideoPredictor:
         self.fill_hole_area = cfg.fill_hole_area if fill_hole_area is None else fill_hole_area
         self.non_overlap_masks = cfg.non_overlap_masks if non_overlap_masks is None else non_overlap_masks
         self.autocast = autocast
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be an integer >= 0 (frames decoded ahead), got {prefetch!r}")
+        self.prefetch = prefetch
+        if memory_bank not in MEMORY_BANKS:
+            raise ValueError(f"memory_bank must be one of {', '.join(MEMORY_BANKS)}, got {memory_bank!r}")
+        self.memory_bank = memory_bank
+        self.batch_objects = batch_objects
 
     # ---- construction ---------------------------------------------------------------------------------------------
 
@@ -82,9 +111,14 @@ class VideoPredictor:
 
     # ---- session --------------------------------------------------------------------------------------------------
 
-    def init_state(self, video, cache_size: int = 16) -> TrackingState:
+    def init_state(self, video=None, cache_size: int = 16) -> TrackingState:
         """A session over `video`: a folder of frames, a list of image paths, a uint8 (T, H, W, 3) array or a video
-        file. Frames are decoded lazily; `cache_size` preprocessed frames are kept."""
+        file. Frames are decoded lazily; `cache_size` preprocessed frames are kept.
+
+        A stream (a webcam, a live feed) has no known length: pass an iterator of frames (uint8 (H, W, 3) arrays or
+        PIL images), which `propagate` reads as it goes, or nothing, then `state.add_frame(frame)` and
+        `propagate(state, start_frame=i, max_frames=0)` for each frame. Both give the offline outputs on videos of
+        at least `max_obj_ptrs_in_encoder` (16) frames; tracking in a stream goes forwards only."""
         return TrackingState(open_video(video, cache_size=cache_size), self.image_size, self.device)
 
     def reset_state(self, state: TrackingState) -> None:
@@ -145,6 +179,7 @@ class VideoPredictor:
         return self._prompt(state, obj, frame_idx, FramePrompt(points=pts, prob_map=disc[None, None].to(self.device)))
 
     def _object(self, state: TrackingState, obj_id: int, task: str) -> TrackedObject:
+        """The session's object `obj_id`, or a new one that `_prompt` registers only once its prompt succeeds."""
         if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)) or obj_id < 0:
             raise ValueError(f"object ids are non-negative integers, got {obj_id!r}")
         obj_id = int(obj_id)
@@ -154,15 +189,17 @@ class VideoPredictor:
                 raise ValueError(f"object {obj_id} is tracked with task {obj.task!r}; it cannot take a {task!r} prompt "
                                  f"(remove it first, or use another object id)")
             return obj
-        obj = TrackedObject(obj_id, task)
-        state.objects[obj_id] = obj
-        return obj
+        return TrackedObject(obj_id, task)
 
     @torch.inference_mode()
     def _prompt(self, state: TrackingState, obj: TrackedObject, frame_idx: int, prompt: FramePrompt) -> FrameResult:
+        """Run the prompt, then record it. Everything that can fail (decoding the frame, the encoder, an interrupt)
+        happens before the session changes, so a failed call leaves no half-registered object or partial prompt."""
         is_init = frame_idx not in obj.tracked
         reverse = obj.tracked.get(frame_idx, False)
         is_cond = is_init or self.add_all_frames_to_correct_as_cond
+        if not is_init:
+            self._check_memories_kept(obj, frame_idx, reverse, "a prompt", first=0)
         prev = None
         if prompt.prob_map is None:  # clicks refine the latest output on this frame
             latest = obj.latest(frame_idx, is_cond)
@@ -171,50 +208,106 @@ class VideoPredictor:
         with self._context():
             feats = self._task_features(state, frame_idx, obj.task)
             out = self.tracker.step(
-                obj.task, frame_idx, feats, obj.memory, state.num_frames, prompt=prompt, is_init_cond_frame=is_init,
+                obj.task, frame_idx, feats, obj.memory, state.track_length, prompt=prompt, is_init_cond_frame=is_init,
                 reverse=reverse, run_memory_encoder=False, prev_mask_logits=prev,
             )
         out = self._postprocess(out)
+        objects = list(state.objects.values()) + ([] if obj.obj_id in state.objects else [obj])
+        outputs = [out if o is obj else o.latest(frame_idx, is_cond) for o in objects]
+        result = self._result(state, frame_idx, objects, outputs)
+        state.objects.setdefault(obj.obj_id, obj)
         obj.prompts[frame_idx] = prompt
         (obj.pending.cond if is_cond else obj.pending.non_cond)[frame_idx] = out
-        outputs = [o.latest(frame_idx, is_cond) for o in state.objects.values()]
-        return self._result(state, frame_idx, outputs)
+        return result
 
     # ---- propagation ----------------------------------------------------------------------------------------------
 
     @torch.inference_mode()
     def propagate(self, state: TrackingState, start_frame: int | None = None, max_frames: int | None = None,
                   reverse: bool = False, progress: bool = True) -> Iterator[FrameResult]:
-        """Track every object from `start_frame` (default: the earliest prompted frame) over `max_frames` frames
-        (default: to the end), forwards or in reverse, yielding one `FrameResult` per frame."""
+        """Track every object from `start_frame` (default: the earliest prompted frame), forwards or in reverse,
+        yielding one `FrameResult` per frame: start_frame and the `max_frames` frames after it (default: to the end;
+        of a stream: while frames arrive), so up to max_frames + 1 results, as the published
+        `max_frame_num_to_track` counts. Nothing of a result is kept after it is yielded; the memories are kept as
+        `memory_bank` says.
+
+        New prompts on the objects being tracked may be added between frames (they take effect at the next
+        propagation); adding, removing or resetting objects stops this generator with a RuntimeError saying so.
+        """
         self._commit_prompts(state)
         order = self._frame_order(state, start_frame, max_frames, reverse)
-        for frame_idx in tqdm(order, desc="propagate", unit="frame", disable=not progress):
-            outputs = []
-            for obj in state.objects.values():
-                out = obj.memory.cond.get(frame_idx)
-                if out is None:
-                    with self._context():
-                        feats = self._task_features(state, frame_idx, obj.task)
-                        out = self._postprocess(self.tracker.step(
-                            obj.task, frame_idx, feats, obj.memory, state.num_frames, reverse=reverse,
-                        ))
-                    obj.memory.non_cond[frame_idx] = out
-                obj.tracked[frame_idx] = reverse
-                outputs.append(out)
-            yield self._result(state, frame_idx, outputs)
+        objects = list(state.objects.values())
+        for obj in objects if not isinstance(order, range) or order else []:
+            self._check_memories_kept(obj, order.start, reverse, "propagating from it", first=1)
+        try:
+            yield from self._track(state, order, objects, reverse, progress)
+        finally:
+            state.frames.stop_prefetch()
 
-    def _frame_order(self, state, start_frame, max_frames, reverse) -> range:
+    def _track(self, state, order, objects: list[TrackedObject], reverse: bool, progress: bool):
+        for k, frame_idx in enumerate(tqdm(order, desc="propagate", unit="frame", disable=not progress)):
+            if self.prefetch and isinstance(order, range):
+                state.frames.prefetch(order[k + 1: k + 1 + self.prefetch], self.image_size)
+            _check_same_objects(state, objects)
+            outputs = self._track_frame(state, frame_idx, objects, reverse)
+            for obj in objects:
+                obj.tracked[frame_idx] = reverse
+            yield self._result(state, frame_idx, objects, outputs)
+
+    def _track_frame(self, state, frame_idx: int, objects: list[TrackedObject], reverse: bool) -> list[FrameMemory]:
+        """Every object's output on a frame: its conditioning output, or a new tracking step (objects of a task
+        batched together when `batch_objects`), stored in its memory bank."""
+        outputs = {id(o): o.memory.cond.get(frame_idx) for o in objects}
+        groups: dict[object, list[TrackedObject]] = {}
+        for obj in objects:
+            if outputs[id(obj)] is None:
+                groups.setdefault(obj.task if self.batch_objects else id(obj), []).append(obj)
+        for group in groups.values():
+            task = group[0].task
+            with self._context():
+                feats = self._task_features(state, frame_idx, task)
+                if len(group) == 1:
+                    outs = [self.tracker.step(task, frame_idx, feats, group[0].memory, state.track_length,
+                                              reverse=reverse)]
+                else:
+                    outs = self.tracker.track_objects(task, frame_idx, feats, [o.memory for o in group],
+                                                      state.track_length, reverse)
+            for obj, out in zip(group, outs):
+                outputs[id(obj)] = obj.memory.non_cond[frame_idx] = self._postprocess(out)
+                if self.memory_bank == "window":
+                    obj.memory.evict(frame_idx, reverse, self.tracker.memory_window())
+        return [outputs[id(o)] for o in objects]
+
+    def _check_memories_kept(self, obj: TrackedObject, frame_idx: int, reverse: bool, what: str, first: int) -> None:
+        """With the "window" bank, refuse a step on `frame_idx` that would read a tracked frame whose memory was
+        evicted: its output would differ from the published predictor's, which keeps every memory. `first`: 0 when
+        the frame's own output is read too (a click refines it), 1 otherwise."""
+        if self.memory_bank != "window":
+            return
+        sign = -1 if reverse else 1
+        for dist in range(first, self.tracker.memory_window() + 1):
+            t = frame_idx - dist * sign
+            if t in obj.tracked and obj.memory.get(t) is None:
+                raise ValueError(
+                    f"{what} on frame {frame_idx} needs the memory of object {obj.obj_id} on frame {t}, which "
+                    f"memory_bank='window' has evicted; use VideoPredictor(memory_bank='all') to re-prompt old "
+                    f"frames or to start tracking anywhere"
+                )
+
+    def _frame_order(self, state, start_frame, max_frames, reverse) -> range | _StreamOrder:
         n = state.num_frames
         if start_frame is None:
             start_frame = min(t for o in state.objects.values() for t in o.memory.cond)
         start_frame = state.check_frame(start_frame)
-        max_frames = n if max_frames is None else max_frames
-        if max_frames < 0:
-            raise ValueError(f"max_frames must be >= 0, got {max_frames}")
+        if max_frames is None:
+            max_frames = STREAM_LENGTH if state.frames.is_stream else n
+        if isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 0:
+            raise ValueError(f"max_frames must be an integer >= 0, got {max_frames!r}")
         if reverse:
             end = max(start_frame - max_frames, 0)
             return range(start_frame, end - 1, -1) if start_frame > 0 else range(0)
+        if state.frames.is_stream:
+            return _StreamOrder(state, start_frame, max_frames)
         return range(start_frame, min(start_frame + max_frames, n - 1) + 1)
 
     def _commit_prompts(self, state: TrackingState) -> None:
@@ -240,8 +333,14 @@ class VideoPredictor:
     # ---- features and results -------------------------------------------------------------------------------------
 
     def _task_features(self, state: TrackingState, frame_idx: int, task: str):
+        """A frame's features for `task`: the image encoder runs once per frame, or once per (frame, task) when the
+        model has one image encoder per task."""
+        encoder_task = None if self.model.image_encoder.is_shared else task
         image = state.cached_features(
-            frame_idx, lambda i: self.model.encode_image(state.frames.model_input(i, self.image_size)[None].to(self.device))
+            frame_idx,
+            lambda i: self.model.encode_image(state.frames.model_input(i, self.image_size)[None].to(self.device),
+                                              encoder_task),
+            encoder_task,
         )
         return state.cached_task_features(frame_idx, task, lambda: self.model.task_features(image, task))
 
@@ -250,11 +349,13 @@ class VideoPredictor:
             out.pred_masks = fill_holes_and_sprinkles(out.pred_masks, self.fill_hole_area)
         return out
 
-    def _result(self, state: TrackingState, frame_idx: int, outputs: list[FrameMemory | None]) -> FrameResult:
-        """Assemble a frame's `FrameResult`; an object without output on the frame gets -1024 logits and NaN score."""
+    def _result(self, state: TrackingState, frame_idx: int, objects: list[TrackedObject],
+                outputs: list[FrameMemory | None]) -> FrameResult:
+        """Assemble a frame's `FrameResult` (rows: `objects`); an object without output on the frame gets -1024 logits
+        and NaN score."""
         s4 = self.image_size // 4
         h, w = state.video_height, state.video_width
-        tasks = [o.task for o in state.objects.values()]
+        tasks = [o.task for o in objects]
         low = torch.full((len(outputs), 1, s4, s4), NO_OBJECT_LOGIT, device=self.device)
         scores = torch.full((len(outputs),), float("nan"))
         boxes = torch.full((len(outputs), 4), float("nan"))
@@ -280,7 +381,7 @@ class VideoPredictor:
         score_np = scores.numpy().astype(np.float32)
         return FrameResult(
             frame_idx=frame_idx,
-            obj_ids=state.obj_ids,
+            obj_ids=[o.obj_id for o in objects],
             tasks=tasks,
             mask_logits=logits,
             masks=logits > 0,
@@ -291,3 +392,26 @@ class VideoPredictor:
             low_res_logits=low[:, 0].float().cpu().numpy(),
         )
 
+
+class _StreamOrder:
+    """A stream's frames from `start`, for up to `max_frames` more, while frames arrive."""
+
+    def __init__(self, state: TrackingState, start: int, max_frames: int):
+        self.state, self.start, self.max_frames = state, start, max_frames
+
+    def __iter__(self) -> Iterator[int]:
+        frame_idx = self.start
+        while frame_idx - self.start <= self.max_frames and self.state.frames.available(frame_idx):
+            yield frame_idx
+            frame_idx += 1
+
+
+def _check_same_objects(state: TrackingState, objects: list[TrackedObject]) -> None:
+    """Raise when the session's objects changed since a propagation started (it cannot track what it did not plan)."""
+    now = list(state.objects.values())
+    if len(now) == len(objects) and all(a is b for a, b in zip(now, objects)):
+        return
+    added = [o.obj_id for o in now if all(o is not b for b in objects)]
+    removed = [o.obj_id for o in objects if all(o is not b for b in now)]
+    raise RuntimeError(f"prompts changed during propagation (objects added: {added}, removed: {removed}); this "
+                       f"propagation stops here: call propagate again to track with them")

@@ -53,6 +53,8 @@ class PromptWidget(anywidget.AnyWidget):
     busy = t.Bool(False).tag(sync=True)
     alpha = t.Float(0.5).tag(sync=True)
     prefetch = t.Int(4).tag(sync=True)
+    revision = t.Int(0)
+    """Counts changes of the results shown (not synced): a `TrackViewer` of this widget observes it."""
 
     def __init__(self, predictor: object, state: FrameSource, *, max_display_size: int = 960,
                  keep_corrections: bool = True, **kwargs):
@@ -203,6 +205,7 @@ class PromptWidget(anywidget.AnyWidget):
     def _changed(self, frames: list[int] | None) -> None:
         self._server.invalidate(frames)
         self.send({"type": "invalidate", "frames": frames})
+        self.revision += 1
 
     # Browser messages (canvas pixels) -----------------------------------------------------
     def _on_msg(self, _widget, content: dict, _buffers) -> None:

@@ -3,7 +3,8 @@
 Frames and masks are fetched by the browser on demand (a small prefetch window around the
 shown frame); boxes and points of all frames travel once, as numbers, because trails need
 the past positions. Exports are drawn in Python with `sam2pp.io.overlay`, so a PNG, GIF or
-MP4 shows exactly what the toggles select.
+MP4 shows exactly what the toggles select. A viewer of a `PromptWidget` follows it: objects
+prompted or propagated after the viewer was built appear in it.
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ STATIC = Path(__file__).parent / "static"
 EXPORT_FORMATS = ("png", "gif", "mp4")
 
 
-def _track_and_video(results: object, video: object) -> tuple[Track, FrameSource]:
+def _as_track(results: Iterable[object] | Track) -> Track:
+    return results if isinstance(results, Track) else Track.from_results(results)
+
+
+def _video(results: object, video: object) -> FrameSource:
     if isinstance(results, PromptWidget):
-        return results.track, as_frame_source(results.state if video is None else video)
+        return as_frame_source(results.state if video is None else video)
     if video is None:
         raise ValueError("pass the video too: TrackViewer(results, state) or TrackViewer(results, frames)")
-    track = results if isinstance(results, Track) else Track.from_results(results)
-    return track, as_frame_source(video)
+    return as_frame_source(video)
 
 
 def _nan_to_none(rows: np.ndarray) -> list[list[float] | None]:
@@ -46,7 +50,8 @@ class TrackViewer(anywidget.AnyWidget):
 
     `video` is the predictor state or uint8 frames (T, H, W, 3); with a PromptWidget it
     defaults to the widget's state. Keyboard (focused): space play/pause, ←/→ step,
-    Home/End first/last frame, m/b/p toggle masks/boxes/points.
+    Home/End first/last frame, m/b/p toggle masks/boxes/points. A viewer of a PromptWidget shows
+    the widget's current results at all times; give other viewers new results with `update`.
     """
 
     _esm = STATIC / "track_viewer.js"
@@ -71,22 +76,50 @@ class TrackViewer(anywidget.AnyWidget):
 
     def __init__(self, results: Iterable[object] | Track | PromptWidget, video: object = None, *,
                  fps: float = 10.0, max_display_size: int = 960, export_dir: str | Path = ".", **kwargs):
-        self.track, self.source = _track_and_video(results, video)
+        self.source = _video(results, video)
+        self._widget = results if isinstance(results, PromptWidget) else None
+        self._track = _as_track(results) if self._widget is None else None
         self.viewport = Viewport.fit(self.source.video_width, self.source.video_height, max_display_size)
         self.export_dir = Path(export_dir)
-        self._server = FrameServer(self.source, self.viewport, self.track.rows)
-        tasks = self.track.object_tasks()
-        super().__init__(
-            num_frames=self.source.num_frames, width=self.viewport.width, height=self.viewport.height, fps=fps,
-            objects=[{"id": i, "task": task, "color": hex_color(i)} for i, task in tasks.items()],
-            tracks={str(i): self._series(i) for i in tasks}, **kwargs,
-        )
+        self._server = FrameServer(self.source, self.viewport, lambda idx: self.track.rows(idx))
+        super().__init__(num_frames=self.source.num_frames, width=self.viewport.width, height=self.viewport.height,
+                         fps=fps, **self._object_traits(), **kwargs)
         self.on_msg(self._on_msg)
+        if self._widget is not None:
+            self._widget.observe(lambda _change: self.refresh(), names="revision")
 
-    def _series(self, obj_id: int) -> dict:
+    @property
+    def track(self) -> Track:
+        """The results shown: the PromptWidget's current ones, or those given (`update` replaces them)."""
+        return self._widget.track if self._widget is not None else self._track
+
+    def update(self, results: Iterable[object] | Track) -> None:
+        """Show new results (FrameResults or a Track), e.g. after objects were added and propagated again."""
+        if self._widget is not None:
+            raise ValueError("this viewer follows its PromptWidget; prompt or propagate there instead")
+        self._track = _as_track(results)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the results: the object list, the boxes and points, and the masks the browser holds."""
+        traits = self._object_traits()
+        shown = {obj["id"] for obj in traits["objects"]}
+        self.hidden = [i for i in self.hidden if i in shown]
+        self.objects, self.tracks = traits["objects"], traits["tracks"]
+        self._server.invalidate()
+        self.send({"type": "invalidate", "frames": None})
+
+    def _object_traits(self) -> dict:
+        """The `objects` and `tracks` traits of the current results."""
+        track = self.track
+        tasks = track.object_tasks()
+        return {"objects": [{"id": i, "task": task, "color": hex_color(i)} for i, task in tasks.items()],
+                "tracks": {str(i): self._series(track, i) for i in tasks}}
+
+    def _series(self, track: Track, obj_id: int) -> dict:
         """Boxes and points of one object over all frames, in canvas pixels (None where absent)."""
-        boxes = self.track.series(obj_id, self.source.num_frames, "box_xyxy")
-        points = self.track.series(obj_id, self.source.num_frames, "point_xy")
+        boxes = track.series(obj_id, self.source.num_frames, "box_xyxy")
+        points = track.series(obj_id, self.source.num_frames, "point_xy")
         scale = np.array([self.viewport.scale_x, self.viewport.scale_y], np.float32)
         return {"boxes": _nan_to_none(boxes * np.tile(scale, 2)), "points": _nan_to_none(points * scale)}
 
@@ -103,7 +136,8 @@ class TrackViewer(anywidget.AnyWidget):
             return np.asarray(frame).copy()
         ids = [row.obj_id for row in rows]
         start = max(0, frame_idx - self.trail + 1)
-        trails = np.stack([self.track.series(i, frame_idx + 1, "point_xy")[start:] for i in ids])
+        track = self.track
+        trails = np.stack([track.series(i, frame_idx + 1, "point_xy")[start:] for i in ids])
         return draw_overlay(
             frame,
             masks=np.stack([row.mask for row in rows]) if self.show_masks else None,

@@ -1,25 +1,43 @@
-"""The synthetic generator: determinism, ground-truth consistency, the scripted events, the written layout,
-and that the shipped data_samples/ are what the script regenerates."""
+"""The synthetic generator: determinism, ground-truth consistency, the scripted events, the opt-in events of
+training clips, the written layout, and that the shipped data_samples/ are what the script regenerates."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import inspect
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from sam2pp.data.synthetic import SHIPPED_SAMPLES, SyntheticVideo, box_file_name, make_video
+from sam2pp.data.synthetic import (
+    SHIPPED_SAMPLES,
+    TRAINING_SPEC,
+    SyntheticSpec,
+    SyntheticVideo,
+    box_file_name,
+    make_video,
+)
 from sam2pp.io.formats import list_frames, read_boxes_txt, read_palette_png, read_points_npz
 from conftest import ROOT, need
 
 SAMPLES = ROOT / "data_samples"
+SMALL = dict(num_frames=16, size=(128, 96), num_objects=3, points_per_object=3)
+OPTIONS = [dict(distractors=1), dict(reentry=True), dict(rotation=1.0), dict(scaling=0.3), dict(wander=0.1),
+           dict(zoom=0.3), dict(shake=2.0), dict(brightness=0.3), dict(clutter=3)]
 
 
 @pytest.fixture(scope="module")
 def video() -> SyntheticVideo:
     return make_video(seed=3, num_frames=24, size=(240, 144), num_objects=4, points_per_object=3)
+
+
+@pytest.fixture(scope="module")
+def rich() -> SyntheticVideo:
+    """A training clip: every opt-in event on."""
+    return dataclasses.replace(TRAINING_SPEC, seed=5, size=(160, 120), points_per_object=3).generate()
 
 
 def test_shapes_and_dtypes(video: SyntheticVideo) -> None:
@@ -43,7 +61,9 @@ def test_same_seed_same_video_other_seed_other_video(video: SyntheticVideo) -> N
     assert not np.array_equal(other.masks, video.masks)
 
 
-def test_boxes_are_the_tight_boxes_of_the_masks(video: SyntheticVideo) -> None:
+@pytest.mark.parametrize("clip", ["video", "rich"])
+def test_boxes_are_the_tight_boxes_of_the_masks(clip: str, request: pytest.FixtureRequest) -> None:
+    video = request.getfixturevalue(clip)
     for o, obj_id in enumerate(video.obj_ids):
         for t in range(video.num_frames):
             ys, xs = np.nonzero(video.masks[t] == obj_id)
@@ -54,7 +74,9 @@ def test_boxes_are_the_tight_boxes_of_the_masks(video: SyntheticVideo) -> None:
                 np.testing.assert_array_equal(video.boxes_xywh[o, t], expected)
 
 
-def test_visible_points_lie_on_their_object_and_hidden_ones_do_not(video: SyntheticVideo) -> None:
+@pytest.mark.parametrize("clip", ["video", "rich"])
+def test_visible_points_lie_on_their_object_and_hidden_ones_do_not(clip: str, request: pytest.FixtureRequest) -> None:
+    video = request.getfixturevalue(clip)
     width, height = video.size
     col = np.round(video.points[..., 0]).astype(int)
     row = np.round(video.points[..., 1]).astype(int)
@@ -97,11 +119,99 @@ def test_frames_are_textured_not_flat(video: SyntheticVideo) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(num_frames=1), dict(size=(16, 200)), dict(num_objects=0), dict(points_per_object=-1)],
+    [dict(num_frames=1), dict(size=(16, 200)), dict(num_objects=0), dict(points_per_object=-1),
+     dict(distractors=-1), dict(distractors=1, num_objects=255), dict(rotation=-0.5), dict(zoom=float("nan")),
+     dict(brightness=0.6), dict(clutter=-2)],
 )
 def test_bad_arguments_are_named(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         make_video(**kwargs)
+
+
+def test_spec_fields_are_the_arguments_of_make_video_with_the_same_defaults() -> None:
+    parameters = inspect.signature(make_video).parameters
+    assert [f.name for f in dataclasses.fields(SyntheticSpec)] == list(parameters)
+    for f in dataclasses.fields(SyntheticSpec):
+        assert f.default == parameters[f.name].default, f.name
+
+
+def test_training_spec_turns_every_option_on(rich: SyntheticVideo) -> None:
+    plain = SyntheticSpec()
+    for name in ("distractors", "reentry", "rotation", "scaling", "wander", "zoom", "shake", "brightness", "clutter"):
+        assert getattr(TRAINING_SPEC, name) != getattr(plain, name), name
+    assert rich.obj_ids == (1, 2, 3, 4) and rich.distractor_of == {4: 1}
+    assert set(rich.point_obj_ids.tolist()) == {1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda option: next(iter(option)))
+def test_each_option_changes_the_video_and_switched_off_changes_nothing(option: dict) -> None:
+    base = make_video(seed=2, **SMALL)
+    off = make_video(seed=2, **SMALL, **{name: type(value)() for name, value in option.items()})
+    for name in ("frames", "masks", "points", "visibs"):
+        np.testing.assert_array_equal(getattr(off, name), getattr(base, name))
+    on = make_video(seed=2, **SMALL, **option)
+    assert not np.array_equal(on.frames, base.frames)
+    name = next(iter(option))
+    assert np.array_equal(on.masks, base.masks) == (name in ("brightness", "clutter"))
+    moves_the_objects = name not in ("brightness", "clutter", "distractors")
+    assert np.array_equal(on.points[:, : base.points.shape[1]], base.points) != moves_the_objects
+
+
+def test_rich_clips_are_deterministic(rich: SyntheticVideo) -> None:
+    spec = dataclasses.replace(TRAINING_SPEC, seed=5, size=(160, 120), points_per_object=3)
+    again = spec.generate()
+    for name in ("frames", "masks", "points", "visibs", "point_obj_ids"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(rich, name))
+    np.testing.assert_array_equal(again.boxes_xywh, rich.boxes_xywh)
+    assert not np.array_equal(dataclasses.replace(spec, seed=6).generate().masks, rich.masks)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reentering_object_is_gone_for_a_while_then_seen_again(seed: int) -> None:
+    video = make_video(seed=seed, reentry=True, **SMALL)
+    seen = ~np.isnan(video.boxes_xywh[2, :, 0])
+    left = int(np.argmin(seen))
+    assert seen[0] and not seen[left], "object 3 never left"
+    assert seen[left:].any(), "object 3 never came back"
+    assert seen[-1]
+    points_seen = video.visibs[:, video.point_obj_ids == 3].any(axis=1)
+    assert not points_seen[~seen].any()
+    assert points_seen[0] and points_seen[left:].any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_distractors_look_alike_have_their_own_ids_and_pass_close(seed: int) -> None:
+    video = make_video(seed=seed, distractors=2, **SMALL)
+    assert video.obj_ids == (1, 2, 3, 4, 5) and video.distractor_of == {4: 1, 5: 2}
+    assert video.point_obj_ids.tolist() == [1] * 3 + [2] * 3 + [3] * 3 + [4] * 3 + [5] * 3
+    colour = {obj_id: video.frames[video.masks == obj_id].mean(axis=0) for obj_id in video.obj_ids}
+    for distractor, model in video.distractor_of.items():
+        assert (video.masks == distractor).any()
+        gaps = {obj_id: np.abs(colour[distractor] - colour[obj_id]).max() for obj_id in (1, 2, 3)}
+        assert gaps[model] < 25 and gaps[model] == min(gaps.values()), gaps
+        a, b = video.boxes_xyxy[distractor - 1], video.boxes_xyxy[model - 1]
+        overlap_x = np.minimum(a[:, 2], b[:, 2]) > np.maximum(a[:, 0], b[:, 0])
+        overlap_y = np.minimum(a[:, 3], b[:, 3]) > np.maximum(a[:, 1], b[:, 1])
+        assert (overlap_x & overlap_y).any(), f"distractor {distractor} never came near object {model}"
+
+
+def test_distractors_leave_the_other_objects_alone() -> None:
+    base = make_video(seed=4, **SMALL)
+    video = make_video(seed=4, distractors=1, **SMALL)
+    np.testing.assert_array_equal(video.points[:, :9], base.points)
+    elsewhere = video.masks != 4
+    np.testing.assert_array_equal(video.masks[elsewhere], base.masks[elsewhere])
+
+
+def test_zoom_enlarges_and_light_only_changes_colours() -> None:
+    base = make_video(seed=3, **SMALL)
+    zoomed = make_video(seed=3, zoom=0.3, **SMALL)
+    assert ((zoomed.masks == 1).sum(axis=(1, 2)) >= (base.masks == 1).sum(axis=(1, 2))).all()
+    assert (zoomed.masks == 1).sum() > 1.05 * (base.masks == 1).sum()
+    lit = make_video(seed=3, brightness=0.3, **SMALL)
+    ratio = lit.frames.mean(axis=(1, 2, 3)) / base.frames.mean(axis=(1, 2, 3))
+    assert ratio[0] == pytest.approx(1, abs=1e-3)
+    assert np.abs(ratio - 1).max() > 0.03 and (np.abs(ratio - 1) < 0.32).all()
 
 
 def test_write_round_trips_through_the_contract_formats(video: SyntheticVideo, tmp_path: Path) -> None:

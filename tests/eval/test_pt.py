@@ -117,3 +117,10 @@ def test_nan_prediction_counts_as_far():
     pred.trajs_2d[:] = np.nan
     row = score_video("v", gt, pred)
     assert row["pts_within_16"] == 0 and row["AJ"] == 0
+
+
+def test_hidden_files_are_not_videos(tmp_path):
+    write_points_npz(tmp_path / "GT" / "v.npz", _tracks())
+    write_points_npz(tmp_path / "PRED" / "v.npz", _tracks())
+    (tmp_path / "GT" / "._v.npz").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    assert list(evaluate("pt", tmp_path / "GT", tmp_path / "PRED", progress=False).per_sequence) == ["v"]

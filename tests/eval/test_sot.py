@@ -114,3 +114,20 @@ def test_iou_values():
     a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 0, 0]], float)
     b = np.array([[5, 0, 10, 10], [20, 20, 5, 5], [0, 0, 0, 0]], float)
     np.testing.assert_allclose(iou(a, b), [50 / 150, 0, 0])
+
+
+def test_binary_prediction_or_size_file_names_the_file(tmp_path):
+    gt_dir, pred_dir = _folders(tmp_path, {"a": (_track(), _track())})
+    (pred_dir / "a.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(ValueError, match=r"PRED/a\.txt: not a text box file"):
+        evaluate("sot", gt_dir, pred_dir, progress=False)
+    write_boxes_txt(pred_dir / "a.txt", _track())
+    (gt_dir / "a.size").write_bytes(b"\xff\xd8\xff")
+    with pytest.raises(ValueError, match=r"a\.size: not a text image size file"):
+        evaluate("sot", gt_dir, pred_dir, progress=False)
+
+
+def test_hidden_files_are_not_videos(tmp_path):
+    gt_dir, pred_dir = _folders(tmp_path, {"a": (_track(), _track())})
+    (gt_dir / "._a.txt").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    assert list(evaluate("sot", gt_dir, pred_dir, progress=False).per_sequence) == ["a"]

@@ -169,3 +169,16 @@ def test_ordered_xyxy_sorts_crossed_corners():
     boxes = np.array([[10, 40, 2, 5], [1, 2, 3, 4]], dtype=np.float32)
     np.testing.assert_array_equal(ordered_xyxy(boxes), [[2, 5, 10, 40], [1, 2, 3, 4]])
     assert ordered_xyxy(boxes[0]).shape == (4,)
+
+
+def test_list_frames_skips_hidden_files(tmp_path):
+    for name in ["00000.jpg", "00001.jpg", "._00000.jpg", ".DS_Store", ".cover.png"]:
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in list_frames(tmp_path)] == ["00000.jpg", "00001.jpg"]
+
+
+def test_binary_box_file_names_the_file(tmp_path):
+    path = tmp_path / "boxes.txt"
+    path.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(ValueError, match=r"boxes\.txt: not a text box file \(byte 0 is not UTF-8"):
+        read_boxes_txt(path)

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from sam2pp.data.synthetic import make_video
-from sam2pp.io.overlay import draw_overlay, object_color, show_sample, write_animation
+from sam2pp.io.overlay import draw_overlay, fit_scale, line_width, object_color, show_sample, write_animation
 
 GRAY = 100
 
@@ -126,3 +126,30 @@ def test_show_sample_returns_a_two_panel_figure() -> None:
     assert isinstance(figure, Figure) and len(figure.axes) == 2
     with pytest.raises(IndexError):
         show_sample(video, 4)
+
+
+def test_a_scaled_overlay_is_drawn_small_at_the_scaled_coordinates() -> None:
+    frame = np.full((540, 960, 3), GRAY, dtype=np.uint8)
+    masks = np.zeros((1, 540, 960), dtype=bool)
+    masks[0, 100:300, 200:600] = True
+    out = draw_overlay(frame, masks=masks, boxes_xyxy=[[200, 100, 600, 300]], points_xy=[[800, 400]], obj_ids=[1],
+                       scale=0.5)
+    assert out.shape == (270, 480, 3)
+    changed = _changed(np.full_like(out, GRAY), out)
+    assert changed[100, 200] and changed[50, 100] and changed[200, 400]  # mask inside, box corner, point
+    assert not changed[250, 20]
+    with pytest.raises(ValueError, match="scale must be positive"):
+        draw_overlay(frame, masks=masks, scale=0.0)
+
+
+def test_line_widths_grow_with_the_picture() -> None:
+    assert line_width(480) == 2 and line_width(960) == 3 and line_width(1920) == 6
+    wide = np.full((1080, 1920, 3), GRAY, dtype=np.uint8)
+    out = draw_overlay(wide, boxes_xyxy=[[400, 300, 1400, 800]], obj_ids=[1])
+    assert _changed(wide, out)[550, 398:406].sum() == 6  # the left edge is 6 px wide
+
+
+def test_fit_scale_only_shrinks() -> None:
+    assert fit_scale(1920, 960) == 0.5 and fit_scale(480, 960) == 1.0 and fit_scale(1920, None) == 1.0
+    with pytest.raises(ValueError, match="max_width"):
+        fit_scale(1920, 0)

@@ -1,4 +1,8 @@
-"""Every case of ../shared/parity/tiny, replayed through the public API, against the published predictor's outputs.
+"""Every case of ../shared/parity/tiny (task-separated memory) and ../shared/parity/tiny_shared (one memory attention
+and memory encoder for all tasks), replayed through the public API, against the published predictor's outputs.
+
+The mixed layouts (one of the memory modules shared, the other per task, and/or one image encoder per task) have no
+fixtures of their own: each reproduces tiny_shared's outputs from tiny_shared's weights copied to every task.
 
 Tolerances are the contract's: logits within 1e-3, boxes within 0.5 px, video masks equal except for a few pixels whose
 logit is within noise of zero (the fixtures' README measured at most 2 such flips per case between thread counts).
@@ -6,6 +10,8 @@ logit is within noise of zero (the fixtures' README measured at most 2 such flip
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -14,18 +20,26 @@ from PIL import Image
 
 import sam2pp
 from conftest import PARITY, SHARED, need
+from sam2pp.checkpoint import read_checkpoint
+from sam2pp.modeling.task_modules import TASKS
 
+MODELS = ["tiny", "tiny_shared"]
 CASES = ["mask_single", "box_single", "point_single", "point_default"]
 LOGIT_ATOL = 1e-3
 BOX_ATOL = 0.5
 MAX_FLIPPED_PIXELS = 8
 
 
+@pytest.fixture(scope="module", params=MODELS)
+def model(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def predictor():
-    tiny = need(PARITY / "tiny")
-    cfg = sam2pp.ModelConfig.from_json(tiny / "config.json")
-    return sam2pp.VideoPredictor(sam2pp.build_model(cfg, checkpoint=tiny / "checkpoint.pt"))
+def predictor(model):
+    folder = need(PARITY / model)
+    cfg = sam2pp.ModelConfig.from_json(folder / "config.json")
+    return sam2pp.VideoPredictor(sam2pp.build_model(cfg, checkpoint=folder / "checkpoint.pt"))
 
 
 def replay(predictor, case: dict):
@@ -90,8 +104,81 @@ def compare(result: sam2pp.FrameResult, want: dict, where: str) -> None:
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_case_matches_published_outputs(predictor, name):
-    folder = need(PARITY / "tiny" / name)
+def test_case_matches_published_outputs(model, predictor, name):
+    check_case(predictor, need(PARITY / model / name), name)
+
+
+# The long-video and many-object modes reproduce the same fixtures (decoding ahead is on by default above).
+MODES = {"window_bank": {"memory_bank": "window", "prefetch": 0}}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", CASES)
+def test_modes_reproduce_the_published_outputs(model, predictor, name, mode):
+    check_case(sam2pp.VideoPredictor(predictor.model, **MODES[mode]), need(PARITY / model / name), name)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_batched_copies_of_an_object_each_reproduce_the_published_outputs(model, predictor, name):
+    """The case's object prompted three times under three ids: the three go through memory attention and the memory
+    encoder as one batch, and each must give the published outputs of the object alone."""
+    folder = need(PARITY / model / name)
+    case = json.loads((folder / "case.json").read_text())
+    npz = np.load(folder / "outputs.npz")
+    copies = (0, 1000, 2000)
+    calls = []
+    for call in case["calls"]:
+        if call["contract_op"] == "propagate":
+            calls.append(call)
+        else:
+            calls.extend({**call, "obj_id": call["obj_id"] + k} for k in copies)
+    _, propagated = replay(predictor, {**case, "calls": calls})
+    assert [r.frame_idx for r in propagated] == npz["frame_idx"].tolist()
+    for row, result in enumerate(propagated):
+        want = expected_rows(npz, "", row)
+        for k in range(len(copies)):
+            where = f"{name} propagated row {row}, copy {k}"
+            np.testing.assert_allclose(result.low_res_logits[k], want["low_res_logits"][0], atol=LOGIT_ATOL, rtol=0,
+                                       err_msg=where)
+            np.testing.assert_allclose(result.boxes_xyxy[k], want["boxes_xyxy"][0], atol=BOX_ATOL, rtol=0,
+                                       err_msg=where)
+            np.testing.assert_array_equal(result.low_res_logits[k], result.low_res_logits[0], err_msg=where)
+
+
+SWITCHED = ("memory_attention", "memory_encoder", "image_encoder")
+LAYOUTS = list(itertools.product((False, True), repeat=3))  # separate_<module> for the modules of SWITCHED
+
+
+def to_layout(shared_state: dict, layout: tuple[bool, ...]) -> dict:
+    """A fully shared state dict with every module that `layout` separates copied to each task's published keys."""
+    state = dict(shared_state)
+    for name, separate in zip(SWITCHED, layout):
+        if separate:
+            for key in [k for k in state if k.startswith(f"{name}.")]:
+                value = state.pop(key)
+                state.update({f"{name}_{t}.{key[len(name) + 1:]}": value.clone() for t in TASKS})
+    return state
+
+
+# The cases rotate over the eight layouts, so each case is replayed twice; ids name the per-task modules.
+LAYOUT_CASES = [(layout, CASES[i % len(CASES)]) for i, layout in enumerate(LAYOUTS)]
+LAYOUT_IDS = ["-".join([n for n, sep in zip(("attn", "menc", "img"), layout) if sep] or ["all_shared"]) + f"-{name}"
+              for layout, name in LAYOUT_CASES]
+
+
+@pytest.mark.parametrize("layout, name", LAYOUT_CASES, ids=LAYOUT_IDS)
+def test_every_layout_follows_the_shared_models_outputs(layout, name):
+    """Every layout, given tiny_shared's weights in each task's copy, reproduces tiny_shared's outputs."""
+    folder = need(PARITY / "tiny_shared")
+    switches = {f"separate_{module}": separate for module, separate in zip(SWITCHED, layout)}
+    cfg = dataclasses.replace(sam2pp.ModelConfig.from_json(folder / "config.json"), **switches)
+    net = sam2pp.build_model(cfg)
+    sam2pp.checkpoint.load_strict(net, to_layout(read_checkpoint(folder / "checkpoint.pt"), layout))
+    check_case(sam2pp.VideoPredictor(net), need(folder / name), name)
+
+
+def check_case(predictor, folder, name: str) -> None:
+    """Replay one case folder and compare every add_* and propagated row with its outputs.npz."""
     case = json.loads((folder / "case.json").read_text())
     npz = np.load(folder / "outputs.npz")
     added, propagated = replay(predictor, case)

@@ -56,7 +56,7 @@ def test_mixed_tasks_track_as_each_task_alone(predictor, clip):
 
 def test_image_encoder_runs_once_per_frame_for_all_objects(predictor, clip):
     calls = []
-    hook = predictor.model.image_encoder.register_forward_hook(lambda *a: calls.append(1))
+    hook = predictor.model.image_encoder[None].register_forward_hook(lambda *a: calls.append(1))
     try:
         run(predictor, clip.frames, clip, ("mask", "box", "point"))
     finally:

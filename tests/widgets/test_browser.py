@@ -2,7 +2,8 @@
 
 A notebook with the tiny random-init model on a shipped sample is run in Lab; the test clicks,
 drags, scrubs and presses keys in the page, then asks the kernel what arrived. Screenshots of
-each widget go to `artifacts/` and `docs/images/`. Skipped (with the reason) when Chromium,
+each widget go to the ignored `artifacts/` folder (`scripts/refresh_readme_images.py` copies them
+into the README's `docs/images/`). Skipped (with the reason) when Chromium,
 Playwright or JupyterLab are missing; see ../shared/notes/browser-testing.md for the recipe.
 """
 
@@ -28,7 +29,6 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data_samples" / "synth-shapes" / "JPEGImages" / "synth-shapes"
 ARTIFACTS = ROOT / "artifacts"
-DOC_IMAGES = ROOT / "docs" / "images"
 CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/lib/chromium/chromium") if p and Path(p).exists()), None)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -41,12 +41,12 @@ if CHROMIUM is None:
 NOTEBOOK_CELLS = [
     f"""import numpy as np
 from PIL import Image
-import sam2pp
 from sam2pp.io import list_frames
+from sam2pp.demo import demo_predictor
 from sam2pp.widgets import PromptWidget, TrackViewer
 
 frames = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in list_frames({str(SAMPLE)!r})[:8]])
-predictor = sam2pp.VideoPredictor(sam2pp.build_model("sam2pp_tiny"))""",
+predictor = demo_predictor(prefer_pretrained=False, device="cpu")  # seeded: the same screenshots on every run""",
     """state = predictor.init_state(frames)
 w = PromptWidget(predictor, state, max_display_size=320)  # 480x270 shown at 320x180: clicks are scaled by 1.5
 w.new_object("mask")
@@ -166,8 +166,6 @@ def _changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
 def _keep_screenshot(locator, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     locator.screenshot(path=str(ARTIFACTS / name))
-    DOC_IMAGES.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ARTIFACTS / name, DOC_IMAGES / name)
 
 
 @pytest.fixture(scope="module")

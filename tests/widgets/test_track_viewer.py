@@ -130,3 +130,36 @@ def test_crossed_box_corners_from_an_untrained_model_still_draw(tracked):
     viewer = TrackViewer(results, state)
     viewer.show_masks = False
     assert (viewer.render(2)[20, 120] != state.frame(2)[20, 120]).any()  # top edge of the box
+
+
+def test_a_viewer_of_a_prompt_widget_follows_objects_added_later(tracked):
+    predictor, _, _ = tracked
+    state = predictor.init_state(gradient_video(10, 120, 160))
+    widget = PromptWidget(predictor, state)
+    widget.new_object("mask")
+    widget.add_click(30, 30)
+    viewer = TrackViewer(widget)
+    sent = []
+    viewer.send = lambda content, buffers=None: sent.append(content)
+    widget.new_object("point")
+    widget.add_track_point(60, 40)
+    assert [(o["id"], o["task"]) for o in viewer.objects] == [(1, "mask"), (2, "point")]
+    assert viewer.tracks["2"]["points"][0] == [60.0, 40.0]
+    assert {"type": "invalidate", "frames": None} in sent  # the browser drops the masks it holds
+    widget.propagate()
+    assert sorted(viewer.track.frames) == list(range(10)) and viewer.tracks["2"]["points"][3] is not None
+    viewer.hidden = [2]
+    widget.undo()
+    assert [o["id"] for o in viewer.objects] == [1] and viewer.hidden == []
+    with pytest.raises(ValueError, match="follows its PromptWidget"):
+        viewer.update([])
+
+
+def test_update_shows_results_of_objects_added_after_the_viewer(tracked):
+    predictor, state, results = tracked
+    viewer = TrackViewer(results, state)
+    viewer.hidden = [3]
+    predictor.add_points(state, 0, 4, [[80, 60]], [1])
+    viewer.update(list(predictor.propagate(state)))
+    assert [o["id"] for o in viewer.objects] == [1, 2, 3, 4] and viewer.hidden == [3]
+    assert any(row.obj_id == 4 for row in viewer.shown_rows(5))

@@ -1,0 +1,85 @@
+"""Files a training run writes: a plain model checkpoint and a resume file, both replaced atomically.
+
+`checkpoint.pt` is `{"model": state_dict}` with the published key names (LoRA adapters merged into a copy), so
+`build_model` / `VideoPredictor.from_checkpoint` and the published code load it. `resume.pt` holds what an
+interrupted run needs to continue exactly: the raw model state (adapters unmerged), the optimiser, the step, the
+history and the RNG states. Every step's randomness is derived from (seed, step, clip), so restoring these is
+enough for a resumed run to equal an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .optim import has_lora, merge_lora
+
+MODEL_FILE = "checkpoint.pt"
+RESUME_FILE = "resume.pt"
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """Write to `<path>.tmp`, then rename over `path`: a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's published-key state dict, with any LoRA adapters merged (the training model is untouched)."""
+    if has_lora(model):
+        model = merge_lora(copy.deepcopy(model))
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def save_model(model: nn.Module, path: Path) -> None:
+    atomic_save({"model": plain_state_dict(model)}, path)
+
+
+def rng_states() -> dict[str, Any]:
+    """Global RNG states as plain values and tensors, so the resume file loads with `weights_only=True`."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+
+
+def save_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, history: dict,
+                config: dict) -> None:
+    atomic_save({
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "history": history,
+        "config": config,
+        "rng": rng_states(),
+    }, path)
+
+
+def load_resume(path: Path) -> dict[str, Any]:
+    """The resume file's contents; a clear error for a file that is not one."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a truncated or foreign file
+        raise ValueError(f"cannot read resume file {path}: {exc}") from exc
+    missing = {"model", "optimizer", "step", "history", "config", "rng"} - set(data if isinstance(data, dict) else {})
+    if missing:
+        raise ValueError(f"{path} is not a sam2pp resume file (missing {sorted(missing)})")
+    return data
