@@ -2,7 +2,8 @@
 
     python scripts/train_demo_model.py [--run runs/demo] [--export sam2pp/models/sam2pp_demo.pt] [--videos 8]
 
-1. `sam2pp train demo` into `--run` (resumes when interrupted: the run can span several sittings);
+1. `sam2pp train demo_images` into `<run>/images` (single frames: promptable segmentation), then `sam2pp train demo`
+   from its checkpoint into `<run>/video` (each stage resumes when interrupted: the run can span several sittings);
 2. the final weights in float16 to `--export` (checked: tracking with them stays within 1e-2 of float32);
 3. held-out synthetic clips (seeds never used in training, the training generator's settings) tracked from their
    first frame and scored with `sam2pp eval`, next to the copy-the-first-frame baseline on the same clips, printed
@@ -57,10 +58,12 @@ def main() -> None:
     p.add_argument("--export", default="sam2pp/models/sam2pp_demo.pt", help="where the float16 checkpoint goes")
     p.add_argument("--videos", type=int, default=8, help="held-out clips per task")
     args = p.parse_args()
-    config, run = load_config("demo"), Path(args.run)
+    images, config, root = load_config("demo_images"), load_config("demo"), Path(args.run)
+    first = train(images, root / "images", resume=True)
+    config.init, run = str(root / "images" / "checkpoint.pt"), root / "video"
     result = train(config, run, resume=True)
-    seconds = sum(r["seconds"] for r in result.history)
-    print(f"trained {config.steps} steps in {seconds / 3600:.2f} h of step time")
+    seconds = sum(r["seconds"] for r in first.history + result.history)
+    print(f"trained {images.steps} + {config.steps} steps in {seconds / 3600:.2f} h of step time")
     export_half(run / "checkpoint.pt", Path(args.export))
     root, scores, baseline = held_out(config, run, args.videos)
     print(table(scores, baseline))
