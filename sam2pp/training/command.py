@@ -13,12 +13,13 @@ def add_parser(sub) -> None:
         "train",
         help="train or fine-tune SAM 2++ (published recipe); also under torchrun",
         description="Train or fine-tune SAM 2++ with the published three-task recipe. CONFIG is a preset "
-                    "(published, tiny_cpu, smoke, demo_images, demo) or a JSON file written by TrainConfig.to_json. Data folders use "
-                    "the section-4 layout (JPEGImages/<video>/*.jpg with Annotations/<video>/*.png, "
+                    "(published, tiny_cpu, smoke, demo_images, demo) or a JSON file written by TrainConfig.to_json. "
+                    "Data folders use the section-4 layout (JPEGImages/<video>/*.jpg with Annotations/<video>/*.png, "
                     "Boxes/<video>.txt of x,y,w,h lines, Points/<video>.npz) or the Tracking-Any-Granularity "
                     "layout ({train,valid,test}/ with ImageSets). Tasks without data train on synthetic clips. "
                     "Writes checkpoint.pt ({'model': state_dict}, published keys), resume.pt, metrics.jsonl, "
-                    "tensorboard/ and pictures/ under --out. Multi-GPU: torchrun --nproc_per_node N -m sam2pp train ...",
+                    "tensorboard/ and pictures/ under --out. "
+                    "Multi-GPU: torchrun --nproc_per_node N -m sam2pp train ...",
     )
     p.add_argument("config", metavar="CONFIG_OR_PRESET", help="a preset name or a training config .json")
     p.add_argument("--out", required=True, help="output folder (checkpoints, logs, pictures)")

@@ -190,7 +190,8 @@ def tiny_cpu() -> TrainConfig:
     2 objects, no LoRA, a from-scratch learning rate, the point gaussian scaled by 256 / 1024."""
     cfg = TrainConfig(model="sam2pp_tiny", steps=300, augment=AugmentConfig(image_size=256))
     cfg.data.max_objects = {"mask": 2, "box": 1, "point": 2}
-    cfg.prompts = dataclasses.replace(cfg.prompts, gaussian_stages=scale_gaussian_stages(cfg.prompts.gaussian_stages, 256))
+    stages = scale_gaussian_stages(cfg.prompts.gaussian_stages, 256)
+    cfg.prompts = dataclasses.replace(cfg.prompts, gaussian_stages=stages)
     cfg.optim = dataclasses.replace(cfg.optim, lr=1e-3, lr_end=1e-4, vision_lr=1e-3, vision_lr_end=1e-4)
     cfg.validation.every = 100
     return cfg

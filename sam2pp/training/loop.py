@@ -150,7 +150,9 @@ class _Run:
         self.config, self.out, self.world, self.callback = config, out, world, callback
         self.model = model.to(world.device)
         objective = ClipObjective(self.model, config)
-        self.objective = DistributedDataParallel(objective, find_unused_parameters=True) if world.distributed else objective
+        if world.distributed:
+            objective = DistributedDataParallel(objective, find_unused_parameters=True)
+        self.objective = objective
         self.optimizer = build_optimizer(self.model, config.optim)
         self.sources = ClipSources(config, world, out)
         self.monitor = Monitor(out, config, world, progress)

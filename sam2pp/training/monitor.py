@@ -74,7 +74,8 @@ class Monitor:
         for task, scores in record["scores"].items():
             for metric, value in scores.items():
                 self.writer.add_scalar(f"val/{task}/{metric}", value, record["step"])
-        line = "; ".join(f"{t}: " + ", ".join(f"{k} {v:.3f}" for k, v in s.items()) for t, s in record["scores"].items())
+        scores = record["scores"].items()
+        line = "; ".join(f"{t}: " + ", ".join(f"{k} {v:.3f}" for k, v in s.items()) for t, s in scores)
         tqdm.write(f"validation at step {record['step']}: {line}")
 
     def close(self) -> None:
