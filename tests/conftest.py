@@ -1,5 +1,6 @@
 """Shared fixtures: where the parity fixtures and sample data live."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,13 @@ DATA = SHARED / "data"
 
 
 def need(path: Path) -> Path:
-    """Skip the calling test, with the reason, when a ../shared fixture is absent."""
+    """Skip the calling test, with the reason, when a ../shared fixture is absent; fail instead in CI (CI=true),
+    where ../shared is always laid beside the checkout, so a missing fixture never turns into a green skip."""
     if not path.exists():
-        pytest.skip(f"{path} is absent (the ../shared fixtures ship beside the repository, not with it)")
+        message = f"{path} is absent (the ../shared fixtures ship beside the repository, not with it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; CI must have them")
+        pytest.skip(message)
     return path
 
 

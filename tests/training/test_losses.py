@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from conftest import PARITY, need
 from sam2pp.training.clip import Clip, StepOutput
 from sam2pp.training.losses import (
     LossConfig,
@@ -21,10 +22,8 @@ from sam2pp.training.losses import (
     soft_argmax,
 )
 
-LOSSES = Path(__file__).resolve().parents[3] / "shared" / "parity" / "losses"
+LOSSES = PARITY / "losses"
 CASES = sorted(p.name for p in LOSSES.iterdir() if (p / "expected.json").is_file()) if LOSSES.is_dir() else []
-ABSENT = pytest.param(None, marks=pytest.mark.skip(reason=f"{LOSSES} is absent (the ../shared fixtures ship beside "
-                                                          "the repository, not with it)"))
 S = 16
 
 
@@ -42,9 +41,9 @@ def fixture_inputs(case_dir: Path) -> tuple[list[list[StepOutput]], Clip, dict]:
     return outputs, clip, spec
 
 
-@pytest.mark.parametrize("case", CASES or [ABSENT])
+@pytest.mark.parametrize("case", CASES or ["absent"])
 def test_published_values(case):
-    outputs, clip, spec = fixture_inputs(LOSSES / case)
+    outputs, clip, spec = fixture_inputs(need(LOSSES / case))
     losses = clip_loss(outputs, clip, num_objects_for_loss(clip.num_objects))
     assert set(losses) == set(spec["expected"])
     tol = spec["tolerance"]
