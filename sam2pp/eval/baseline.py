@@ -14,6 +14,7 @@ from natsort import natsorted
 from ..io.formats import (
     PointTracks,
     is_hidden,
+    list_frames,
     read_boxes_txt,
     read_palette_png,
     read_points_npz,
@@ -34,7 +35,7 @@ def copy_first_frame(gt: str | Path, out: str | Path, task: str) -> Path:
 
 def _masks(gt: Path, out: Path) -> None:
     for video in natsorted(p for p in gt.iterdir() if p.is_dir() and not is_hidden(p)):
-        frames = natsorted((p for p in video.glob("*.png") if not is_hidden(p)), key=lambda p: p.name)
+        frames = list_frames(video)
         first = read_palette_png(frames[0])
         for frame in frames:
             write_palette_png(out / video.name / frame.name, first)

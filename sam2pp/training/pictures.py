@@ -12,10 +12,11 @@ from torch import Tensor
 
 from ..io.formats import ordered_xyxy
 from ..io.overlay import draw_overlay
+from ..predictor.frames import IMAGE_MEAN, IMAGE_STD
 from .clip import Clip, ClipOutputs, StepOutput
 
-_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+_MEAN = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
+_STD = torch.tensor(IMAGE_STD).view(3, 1, 1)
 
 
 def frame_image(clip: Clip, t: int) -> np.ndarray:

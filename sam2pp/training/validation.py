@@ -23,14 +23,10 @@ from .config import SyntheticData, ValidationConfig
 
 # task -> (eval mode, the section-4 folder its files live in, the prompt file of a video)
 TASK_EVAL = {
-    "mask": ("vos", "Annotations", lambda root, v: list_frames_png(root / "Annotations" / v)[0]),
+    "mask": ("vos", "Annotations", lambda root, v: list_frames(root / "Annotations" / v)[0]),
     "box": ("sot", "Boxes", lambda root, v: root / "Boxes" / f"{v}.txt"),
     "point": ("pt", "Points", lambda root, v: root / "Points" / f"{v}.npz"),
 }
-
-
-def list_frames_png(folder: Path) -> list[Path]:
-    return natsorted(folder.glob("*.png"), key=lambda p: p.name)
 
 
 def held_out_root(config: ValidationConfig, out: Path, synthetic: SyntheticData) -> Path:
@@ -55,7 +51,7 @@ def videos_for(root: Path, task: str, limit: int) -> list[str]:
 
 def _has_truth(root: Path, folder: str, video: str) -> bool:
     if folder == "Annotations":
-        return bool(list_frames_png(root / folder / video)) if (root / folder / video).is_dir() else False
+        return (root / folder / video).is_dir()
     suffix = ".txt" if folder == "Boxes" else ".npz"
     return (root / folder / f"{video}{suffix}").is_file()
 
