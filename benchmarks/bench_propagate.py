@@ -11,6 +11,9 @@ Other measurements (`--mode`), each on the chosen configs unless said:
     decode   seconds per frame over a folder of 1080p JPEGs: decoded on demand, decoded ahead on a background thread
              (the default), and pre-decoded into memory (one mask object)
     objects  seconds per frame for 1, 3 and 8 mask objects, batched (the default) and one at a time
+    compile  seconds per frame (and frames/s) of float32, bfloat16 autocast (CUDA only) and autocast with the
+             image encoder compiled (`compile_image_encoder=True`; compiled before timing), interleaved over --repeats
+             rounds (one mask object); the GPU path of the published "vos_optimized" mode
     long     `sam2pp_tiny` over a long synthetic stream (--long-frames, default 10,000) with the window memory bank:
              the session's tensor bytes and the process's RSS every 1,000 frames
 """
@@ -181,6 +184,24 @@ def bench_objects(config: str, device: torch.device, frames: int) -> None:
                   flush=True)
 
 
+def bench_compile(config: str, device: torch.device, frames: int, repeats: int = 3) -> None:
+    """Eager float32, autocast and autocast + compiled image encoder, interleaved `repeats` times (best of each)."""
+    video = make_video(seed=7, num_frames=frames)
+    mask = [video.masks[0] == TARGET]
+    model = random_model(config, seed=0, device=device)
+    variants = {"float32": VideoPredictor(model, autocast=False)}
+    if device.type == "cuda":
+        variants["bf16 autocast"] = VideoPredictor(model)
+    variants["compiled encoder"] = VideoPredictor(model, compile_image_encoder=True)
+    seconds_per_frame(variants["compiled encoder"], video.frames[:2], mask, device)  # compile now, untimed
+    best = {name: float("inf") for name in variants}
+    for _ in range(repeats):
+        for name, predictor in variants.items():
+            best[name] = min(best[name], seconds_per_frame(predictor, video.frames, mask, device))
+    for name, sec in best.items():
+        print(f"{config:<16} {name:<18} {sec:>8.4f} s/frame {1 / sec:>8.1f} frames/s", flush=True)
+
+
 def bench_long(device: torch.device, frames: int) -> None:
     """`sam2pp_tiny` over a long stream of small synthetic frames, window memory bank: bytes and RSS stay flat."""
     clip = make_video(seed=7, num_frames=50, size=(128, 96), num_objects=1)
@@ -202,7 +223,8 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["sam2pp_tiny", "sam2pp_hiera_b+"])
     parser.add_argument("--frames", nargs="+", type=int, default=[8, 32])
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
-    parser.add_argument("--mode", choices=("speed", "decode", "objects", "long"), default="speed")
+    parser.add_argument("--mode", choices=("speed", "decode", "objects", "compile", "long"), default="speed")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of --mode compile")
     parser.add_argument("--long-frames", type=int, default=10_000)
     args = parser.parse_args()
     if min(args.frames) < 1:
@@ -214,6 +236,9 @@ def main() -> None:
         if args.mode == "long":
             bench_long(device, args.long_frames)
         for config in args.configs if args.mode != "long" else []:
+            if args.mode == "compile":
+                bench_compile(config, device, max(args.frames), args.repeats)
+                continue
             bench = bench_decoding if args.mode == "decode" else bench_objects
             bench(config, device, max(args.frames))
         return

@@ -2,6 +2,7 @@
 
     import sam2pp
     predictor = sam2pp.VideoPredictor.from_pretrained("MCG-NJU/SAM2-Plus", device="cuda")
+    predictor = sam2pp.VideoPredictor.from_pretrained("sam2pp-demo")  # the small shipped model, offline
     state = predictor.init_state("video_frames/")
 
 Names load on first use, so `import sam2pp` (and `sam2pp --help`) does not import torch.

@@ -18,6 +18,12 @@ HUB_MODELS: dict[str, tuple[str, str]] = {
     "MCG-NJU/SAM2-Plus": ("sam2pp_hiera_b+", "checkpoint_phase123.pt"),
 }
 
+# Models shipped inside the package (sam2pp/models/): name -> (preset name, file). Loading them needs no network.
+PACKAGED_MODELS: dict[str, tuple[str, str]] = {
+    "sam2pp-demo": ("sam2pp_tiny", "sam2pp_demo.pt"),
+}
+DEMO_MODEL = "sam2pp-demo"
+
 
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint whose keys or shapes differ from the model's; lists every difference."""
@@ -129,6 +135,19 @@ def download_checkpoint(repo_id: str, filename: str | None = None, **hub_kwargs)
     return Path(hf_hub_download(repo_id=repo_id, filename=filename, **hub_kwargs))
 
 
+def packaged_checkpoint(name: str) -> Path:
+    """The file of a model shipped with the package (`PACKAGED_MODELS`), checked to exist."""
+    from importlib.resources import files
+
+    if name not in PACKAGED_MODELS:
+        raise ValueError(f"unknown packaged model {name!r}; known: {', '.join(PACKAGED_MODELS)}")
+    path = Path(str(files(__package__) / "models" / PACKAGED_MODELS[name][1]))
+    if not path.is_file():
+        raise FileNotFoundError(f"the {name} weights ({path}) are missing from this installation; reinstall sam2pp "
+                                f"or regenerate them with scripts/train_demo_model.py")
+    return path
+
+
 @dataclass(frozen=True)
 class HubModel:
     """Where a hub model's config and weights come from."""
@@ -138,6 +157,9 @@ class HubModel:
 
 
 def resolve_hub_model(repo_id: str, config: str | None = None, **hub_kwargs) -> HubModel:
+    """A packaged model (no network) or a hub checkpoint (cache first, as `hf_hub_download` does)."""
+    if repo_id in PACKAGED_MODELS:
+        return HubModel(config or PACKAGED_MODELS[repo_id][0], packaged_checkpoint(repo_id))
     preset = config or HUB_MODELS.get(repo_id, (None,))[0]
     if preset is None:
         raise ValueError(f"no preset known for hub model {repo_id!r}; pass config=")

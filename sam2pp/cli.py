@@ -14,7 +14,6 @@ from pathlib import Path
 from . import __version__
 
 DEMO_SAMPLE = "synth-shapes"
-DEMO_SEED = 0
 
 
 def _checkpoint_file(checkpoint: str | None) -> str | None:
@@ -27,13 +26,21 @@ def _checkpoint_file(checkpoint: str | None) -> str | None:
     return checkpoint
 
 
-def _predictor(checkpoint: str | None, config: str | None, device: str, threads: int | None = None):
+def _predictor(args: argparse.Namespace):
+    """--checkpoint with --config, else --model (default: the published weights, or `sam2pp-demo` with a one-line
+    warning on stderr when they cannot be had)."""
+    from .checkpoint import build_model
+    from .demo import choose_model
     from .predictor.video_predictor import VideoPredictor
 
-    if checkpoint is None:
-        return VideoPredictor.from_pretrained("MCG-NJU/SAM2-Plus", config=config, device=device, threads=threads)
-    return VideoPredictor.from_checkpoint(checkpoint, config=config or "sam2pp_hiera_b+", device=device,
-                                          threads=threads)
+    if args.checkpoint is not None:
+        checkpoint, config = args.checkpoint, args.config or "sam2pp_hiera_b+"
+    else:
+        chosen = choose_model(args.model or "MCG-NJU/SAM2-Plus")
+        if chosen.warning:
+            print(f"warning: {chosen.warning}", file=sys.stderr)
+        checkpoint, config = chosen.checkpoint, args.config or chosen.config
+    return VideoPredictor(build_model(config, checkpoint=checkpoint, device=args.device), threads=args.threads)
 
 
 def _preview(args: argparse.Namespace) -> dict:
@@ -50,11 +57,13 @@ def cmd_track(args: argparse.Namespace) -> int:
 
     if not Path(args.video).exists():
         raise FileNotFoundError(f"video {args.video} does not exist")
+    if args.model and args.checkpoint:
+        raise ValueError("give --model or --checkpoint, not both")
     objects = len(prompt_files(args.task, args.prompt))
     _checkpoint_file(args.checkpoint)
     preview = _preview(args)
     prepare_out(Path(args.out), args.task, video_name(args.video), preview["preview"], args.overwrite, objects)
-    predictor = _predictor(args.checkpoint, args.config, args.device, args.threads)
+    predictor = _predictor(args)
     out = track_video(predictor, args.video, args.task, args.prompt, args.out, frame=args.frame,
                       overwrite=args.overwrite, **preview)
     print(f"tracked {len(out.results)} frames; wrote {len(out.files)} files under {args.out}; preview {out.preview}")
@@ -76,19 +85,15 @@ def demo_sample() -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Track the shipped sample at all three granularities with the small preset, on the CPU, offline."""
-    from .checkpoint import build_model
-    from .demo import random_model
+    """Track the shipped sample at all three granularities with the shipped demo model, on the CPU, offline."""
+    from .checkpoint import DEMO_MODEL, PACKAGED_MODELS, build_model, packaged_checkpoint
     from .predictor.video_predictor import VideoPredictor
     from .track import track_video
 
     sample = demo_sample()
-    if _checkpoint_file(args.checkpoint):
-        model = build_model(args.config or "sam2pp_tiny", checkpoint=args.checkpoint, device=args.device)
-    else:
-        model = random_model("sam2pp_tiny", DEMO_SEED, args.device)
-        print("note: the demo model is the small sam2pp_tiny preset with seeded random weights: it exercises the whole "
-              "pipeline offline; pass --checkpoint (or use VideoPredictor.from_pretrained) for real tracking")
+    checkpoint = _checkpoint_file(args.checkpoint) or packaged_checkpoint(DEMO_MODEL)
+    model = build_model(args.config or PACKAGED_MODELS[DEMO_MODEL][0], checkpoint=checkpoint, device=args.device)
+    print(f"model: {args.checkpoint or DEMO_MODEL + ' (shipped with sam2pp, trained on synthetic clips)'}")
     predictor = VideoPredictor(model, threads=args.threads)
     video = sample / "JPEGImages" / DEMO_SAMPLE
     prompts = {
@@ -111,6 +116,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
 """Command -> (module with `add_parser(sub)`, one-line help). The module is imported only when its command runs,
 because importing it imports torch; `sam2pp --help` lists the command with this line."""
 
+MODEL_CHOICES = ("MCG-NJU/SAM2-Plus", "sam2pp-demo")
+"""`track --model` names (checkpoint.HUB_MODELS and PACKAGED_MODELS; listed here so --help needs no torch)."""
 TASK_HELP = "mask (video object segmentation), box (single object tracking) or point (point tracking)"
 PROMPT_HELP = ("the prompt, read at --frame: mask: a palette PNG, pixel value = object id (0 = background), every id "
                "is an object; box: a text file of x,y,w,h lines (top-left corner, width, height in pixels; one line "
@@ -151,8 +158,11 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     t.add_argument("--frame", type=int, default=0,
                    help="frame the prompt is on (default 0); for a points file with one row per frame, each point is "
                         "prompted on the first frame from this one where it is visible")
-    t.add_argument("--checkpoint", help="{'model': state_dict} file; default: the published MCG-NJU/SAM2-Plus "
-                                        "weights (hub cache, else downloaded)")
+    t.add_argument("--model", choices=MODEL_CHOICES,
+                   help="MCG-NJU/SAM2-Plus: the published weights (hub cache, else downloaded; the default, replaced "
+                        "by sam2pp-demo with a warning when they cannot be had) or sam2pp-demo: the small model "
+                        "shipped with sam2pp (offline; trained on synthetic clips)")
+    t.add_argument("--checkpoint", help="{'model': state_dict} file instead of --model")
     t.add_argument("--config", help="preset name (sam2pp_hiera_b+, sam2pp_tiny) or config .json of --checkpoint "
                                     "(default sam2pp_hiera_b+)")
     _add_run_options(t, "cpu (default), cuda or cuda:N")
@@ -175,11 +185,11 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     e.add_argument("--json", metavar="FILE", help="also write the metrics as JSON here")
     e.set_defaults(run=cmd_eval)
 
-    d = sub.add_parser("demo", help="track the shipped sample with the small model (offline, CPU)",
+    d = sub.add_parser("demo", help="track the shipped sample with the shipped sam2pp-demo model (offline, CPU)",
                        description="Track the shipped synthetic sample with a mask, a box and a point prompt and write "
                                    "each task's results and preview under --out/<task>/.")
     d.add_argument("--out", default="sam2pp_demo", help="output folder (earlier demo results there are replaced)")
-    d.add_argument("--checkpoint", help="weights for the demo model instead of the seeded random ones")
+    d.add_argument("--checkpoint", help="weights to use instead of the shipped sam2pp-demo model")
     d.add_argument("--config", help="config of --checkpoint (default sam2pp_tiny)")
     _add_run_options(d, "cpu (default) or cuda")
     d.set_defaults(run=cmd_demo)

@@ -1,51 +1,72 @@
-"""A predictor for notebooks and demos: the published weights when they can be had, else a small offline model.
+"""A predictor for notebooks and demos: the published weights when they can be had, else the shipped demo model.
 
 The published checkpoint is taken from the hub cache without touching the network, downloaded when the hub answers,
-and otherwise replaced (with a warning) by the `sam2pp_tiny` preset with seeded random weights, so that a notebook
-runs everywhere; such a model exercises every code path but tracks nothing meaningful.
+and otherwise replaced (with a one-line warning) by `sam2pp-demo`: the small model trained by this project on
+synthetic clips and shipped inside the package, so that every notebook and `sam2pp track` run offline with a model
+that has learned to track (far less accurately than SAM 2++).
 """
 
 from __future__ import annotations
 
 import socket
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 
-from .checkpoint import HUB_MODELS, build_model, download_checkpoint
+from .checkpoint import DEMO_MODEL, HUB_MODELS, PACKAGED_MODELS, build_model, download_checkpoint, packaged_checkpoint
 from .predictor.video_predictor import VideoPredictor
 
-FALLBACK_CONFIG = "sam2pp_tiny"
 HUB_PROBE_TIMEOUT_S = 3.0
 """How long to wait for the hub to accept a connection before working offline (the hub client itself retries
 for about half a minute)."""
 
 
+@dataclass(frozen=True)
+class ChosenModel:
+    """The weights a predictor gets: `name` (a hub id or a packaged model), its preset, its file, and the warning
+    to show when it replaces the model that was asked for (None when it is that model)."""
+
+    name: str
+    config: str
+    checkpoint: Path
+    warning: str | None = None
+
+
+def choose_model(model_id: str = "MCG-NJU/SAM2-Plus") -> ChosenModel:
+    """`model_id` when it can be had (a packaged model always can), else `sam2pp-demo` with the reason."""
+    if model_id in PACKAGED_MODELS:
+        return ChosenModel(model_id, PACKAGED_MODELS[model_id][0], packaged_checkpoint(model_id))
+    if model_id not in HUB_MODELS:
+        raise ValueError(f"unknown model {model_id!r}; known: {', '.join([*HUB_MODELS, *PACKAGED_MODELS])}")
+    checkpoint, reason = find_checkpoint(model_id)
+    if checkpoint is not None:
+        return ChosenModel(model_id, HUB_MODELS[model_id][0], checkpoint)
+    warning = (f"{reason}; using {DEMO_MODEL} instead, the small model shipped with sam2pp (trained on synthetic "
+               f"clips; far less accurate than SAM 2++)")
+    return ChosenModel(DEMO_MODEL, PACKAGED_MODELS[DEMO_MODEL][0], packaged_checkpoint(DEMO_MODEL), warning)
+
+
 def demo_predictor(prefer_pretrained: bool = True, device: str | torch.device | None = None,
-                   model_id: str = "MCG-NJU/SAM2-Plus", seed: int = 0) -> VideoPredictor:
+                   model_id: str = "MCG-NJU/SAM2-Plus", **predictor_options) -> VideoPredictor:
     """A `VideoPredictor` on `device` (default: CUDA when available, else the CPU).
 
     With `prefer_pretrained`, the checkpoint of `model_id` comes from the hub cache, or is downloaded when the hub is
-    reachable and offline mode (HF_HUB_OFFLINE) is off. Otherwise, or when that fails, the `sam2pp_tiny` preset is
-    built with random weights drawn from `seed` (the same weights on every call; the global RNG is left untouched)
-    and a `UserWarning` says why.
+    reachable and offline mode (HF_HUB_OFFLINE) is off; otherwise, or when that fails, `sam2pp-demo` is loaded from
+    the package and a `UserWarning` says why. Without it, `sam2pp-demo` is loaded and nothing is tried.
     """
     device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
-    if prefer_pretrained:
-        if model_id not in HUB_MODELS:
-            raise ValueError(f"unknown hub model {model_id!r}; known: {', '.join(HUB_MODELS)}")
-        checkpoint, reason = find_checkpoint(model_id)
-        if checkpoint is not None:
-            return VideoPredictor.from_checkpoint(checkpoint, config=HUB_MODELS[model_id][0], device=device)
-        warnings.warn(f"{reason}; using the {FALLBACK_CONFIG} preset with random weights (seed {seed}): results "
-                      "show how the package works, not how well SAM 2++ tracks", stacklevel=2)
-    return VideoPredictor(random_model(FALLBACK_CONFIG, seed, device))
+    chosen = choose_model(model_id if prefer_pretrained else DEMO_MODEL)
+    if chosen.warning:
+        warnings.warn(chosen.warning, stacklevel=2)
+    return VideoPredictor(build_model(chosen.config, checkpoint=chosen.checkpoint, device=device), **predictor_options)
 
 
 def random_model(config: str, seed: int, device: torch.device):
-    """`build_model(config)` with weights drawn from `seed` on the CPU (identical on every machine and call)."""
+    """`build_model(config)` with weights drawn from `seed` on the CPU (identical on every machine and call); for
+    speed benchmarks and tests, which need a model of a given size but not a trained one."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(config)
@@ -83,4 +104,4 @@ def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
         return False
 
 
-__all__ = ["FALLBACK_CONFIG", "demo_predictor", "find_checkpoint", "hub_reachable", "random_model"]
+__all__ = ["ChosenModel", "choose_model", "demo_predictor", "find_checkpoint", "hub_reachable", "random_model"]

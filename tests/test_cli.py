@@ -224,3 +224,44 @@ def test_an_earlier_run_is_refused_or_replaced_whole(small, tmp_path, capsys):
     assert stale.exists()
     assert main([*args, "--overwrite"]) == 0
     assert sorted(p.name for p in stale.parent.iterdir()) == [f"{t:05d}.png" for t in range(SMALL)]
+
+
+# ---- --model: the published weights or the shipped demo model --------------------------------------------------------
+
+
+def _offline_empty_hub(tmp_path, monkeypatch):
+    import socket
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("the network was touched"))
+
+
+def _box_track(small, out, *model_args):
+    return main(["track", str(small / "clip"), "--task", "box", "--prompt", str(small / "box.txt"), *model_args,
+                 "--out", str(out), "--no-preview"])
+
+
+def test_model_sam2pp_demo_tracks_offline_without_a_warning(small, tmp_path, capsys, monkeypatch):
+    _offline_empty_hub(tmp_path, monkeypatch)
+    assert _box_track(small, tmp_path / "demo", "--model", "sam2pp-demo") == 0
+    assert "warning" not in capsys.readouterr().err
+    assert read_boxes_txt(tmp_path / "demo" / "Boxes" / "clip.txt").shape == (SMALL, 4)
+
+
+def test_without_the_published_weights_the_demo_model_is_used_with_one_warning_line(small, tmp_path, capsys,
+                                                                                     monkeypatch):
+    _offline_empty_hub(tmp_path, monkeypatch)
+    for args, out in (((), "default"), (("--model", "MCG-NJU/SAM2-Plus"), "asked")):
+        assert _box_track(small, tmp_path / out, *args) == 0
+        warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+        assert len(warning) == 1 and "MCG-NJU/SAM2-Plus" in warning[0] and "using sam2pp-demo" in warning[0]
+    same = [read_boxes_txt(tmp_path / out / "Boxes" / "clip.txt") for out in ("default", "asked")]
+    assert np.array_equal(*same)
+
+
+def test_model_and_checkpoint_together_are_refused(small, tmp_path, capsys, no_model):
+    assert _box_track(small, tmp_path / "out", "--model", "sam2pp-demo", "--checkpoint", str(small / "tiny.pt")) == 2
+    assert "give --model or --checkpoint, not both" in one_line_error(capsys)

@@ -1,13 +1,18 @@
-"""`demo_predictor`: cache first, no network probe when offline, a seeded tiny model as the fallback."""
+"""`demo_predictor` / `choose_model`: cache first, no network probe when offline, the shipped `sam2pp-demo` as the
+fallback, read from the package."""
 
 from __future__ import annotations
+
+import socket
+from pathlib import Path
 
 import pytest
 import torch
 from huggingface_hub import constants
 
+import sam2pp
 from sam2pp import demo
-from sam2pp.checkpoint import HUB_MODELS
+from sam2pp.checkpoint import DEMO_MODEL, HUB_MODELS, PACKAGED_MODELS, packaged_checkpoint, read_checkpoint
 from sam2pp.predictor.video_predictor import VideoPredictor
 
 TINY_REPO = "test-owner/tiny-model"
@@ -30,29 +35,46 @@ def _weights(predictor: VideoPredictor) -> dict[str, torch.Tensor]:
     return predictor.model.state_dict()
 
 
-def test_offline_fallback_is_the_tiny_preset_with_a_warning(empty_offline_hub):
-    with pytest.warns(UserWarning, match="not in the hub cache and hub offline mode is on"):
+def _demo_weights() -> dict[str, torch.Tensor]:
+    return read_checkpoint(packaged_checkpoint(DEMO_MODEL))
+
+
+def _is_demo_model(predictor: VideoPredictor) -> bool:
+    loaded, shipped = _weights(predictor), _demo_weights()
+    return loaded.keys() == shipped.keys() and all(torch.equal(loaded[k], shipped[k].float()) for k in shipped)
+
+
+def test_offline_fallback_is_the_shipped_demo_model_with_a_warning(empty_offline_hub):
+    with pytest.warns(UserWarning, match="not in the hub cache and hub offline mode is on; using sam2pp-demo"):
         predictor = demo.demo_predictor(device="cpu")
     assert isinstance(predictor, VideoPredictor)
-    assert predictor.image_size == 256
-    assert predictor.device.type == "cpu"
+    assert predictor.image_size == 256 and predictor.device.type == "cpu"
+    assert _is_demo_model(predictor)
 
 
-def test_fallback_weights_are_deterministic_and_leave_the_global_rng_alone():
-    torch.manual_seed(123)
-    before = torch.random.get_rng_state()
-    first, second = demo.demo_predictor(prefer_pretrained=False), demo.demo_predictor(prefer_pretrained=False)
-    assert torch.equal(torch.random.get_rng_state(), before)
-    a, b = _weights(first), _weights(second)
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    other = _weights(demo.demo_predictor(prefer_pretrained=False, seed=1))
-    assert any(not torch.equal(a[k], other[k]) for k in a if a[k].is_floating_point())
+def test_the_demo_model_is_package_data_under_15_mb():
+    path = packaged_checkpoint(DEMO_MODEL)
+    assert path.parent == Path(sam2pp.__file__).parent / "models"
+    assert path.stat().st_size <= 15e6
+    assert {v.dtype for v in _demo_weights().values() if v.is_floating_point()} <= {torch.float16, torch.float32}
 
 
-def test_no_warning_when_random_weights_are_asked_for(recwarn):
-    demo.demo_predictor(prefer_pretrained=False)
+def test_from_pretrained_loads_the_demo_model_without_the_network(empty_offline_hub, monkeypatch):
+    monkeypatch.setattr(socket, "create_connection", _no_network)
+    predictor = sam2pp.VideoPredictor.from_pretrained("sam2pp-demo")
+    assert _is_demo_model(predictor) and not predictor.model.training
+
+
+def test_no_warning_and_no_hub_when_the_demo_model_is_asked_for(recwarn, monkeypatch):
+    monkeypatch.setattr(demo, "find_checkpoint", _no_network)
+    assert _is_demo_model(demo.demo_predictor(prefer_pretrained=False))
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_a_missing_demo_file_is_named(monkeypatch):
+    monkeypatch.setitem(PACKAGED_MODELS, DEMO_MODEL, ("sam2pp_tiny", "gone.pt"))
+    with pytest.raises(FileNotFoundError, match=r"sam2pp-demo weights .*gone\.pt.* are missing"):
+        sam2pp.VideoPredictor.from_pretrained("sam2pp-demo")
 
 
 def test_cached_checkpoint_is_loaded_without_the_network(empty_offline_hub, monkeypatch):
@@ -81,7 +103,7 @@ def test_failed_download_falls_back(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "download_checkpoint", refuse)
     with pytest.warns(UserWarning, match=r"downloading .* failed \(connection reset\)"):
         predictor = demo.demo_predictor(device="cpu")
-    assert predictor.image_size == 256
+    assert _is_demo_model(predictor)
 
 
 def test_unreachable_hub_falls_back(tmp_path, monkeypatch):
@@ -93,7 +115,7 @@ def test_unreachable_hub_falls_back(tmp_path, monkeypatch):
 
 
 def test_unknown_model_id_is_named():
-    with pytest.raises(ValueError, match="unknown hub model 'someone/else'"):
+    with pytest.raises(ValueError, match="unknown model 'someone/else'; known: MCG-NJU/SAM2-Plus, sam2pp-demo"):
         demo.demo_predictor(model_id="someone/else")
 
 

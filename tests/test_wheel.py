@@ -79,6 +79,9 @@ def test_demo_and_track_run_from_the_wheel_outside_the_checkout(installed):
     assert Path(where.stdout.strip()).is_relative_to(bin_dir.parent), where.stdout
     assert run(bin_dir / "sam2pp", "--version", cwd=work, env=env).stdout.startswith("sam2pp ")
 
+    shipped = run(bin_dir / "python", "-c", "from sam2pp.checkpoint import packaged_checkpoint; "
+                  "print(packaged_checkpoint('sam2pp-demo'))", cwd=work, env=env)
+    assert Path(shipped.stdout.strip()).is_relative_to(bin_dir.parent), shipped.stdout  # package data in the wheel
     demo = run(bin_dir / "sam2pp", "demo", "--out", "demo", cwd=work, env=env)
     assert "scipy fallback" not in demo.stderr, demo.stderr  # the kernel sources came with the wheel
     for task, result in (("mask", "Annotations/synth-shapes/00047.png"), ("box", "Boxes/synth-shapes.txt"),

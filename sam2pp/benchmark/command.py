@@ -31,8 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--split", help="split to run (default: the layout's evaluation split: tag valid, davis2017 val, "
                                    "got10k val, lasot test)")
     p.add_argument("--model", help="hub model id (default MCG-NJU/SAM2-Plus; offline it must be in the hub cache), "
-                                   "or 'demo': the sam2pp demo model (small, random weights: tries the pipeline on "
-                                   "the CPU)")
+                                   "or sam2pp-demo: the small model shipped with the package (offline, on the CPU)")
     p.add_argument("--checkpoint", help="{'model': state_dict} file instead of --model")
     p.add_argument("--config", help="preset or config JSON of --checkpoint (default sam2pp_hiera_b+)")
     p.add_argument("--device", default="auto", help="auto (each rank's GPU when there is one), cpu or cuda")
@@ -45,12 +44,10 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit status 1 when a video failed (the report says which and why), else 0."""
-    from .runner import DEFAULT_MODEL, DEMO_MODEL, BenchmarkConfig, parse_shard, run_benchmark
+    from .runner import DEFAULT_MODEL, BenchmarkConfig, parse_shard, run_benchmark
 
     if args.model and args.checkpoint:
         raise ValueError("give --model or --checkpoint, not both")
-    if args.model == DEMO_MODEL and args.config:
-        raise ValueError("--model demo is the sam2pp_tiny preset; it takes no --config")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {args.checkpoint} is not a file")
     config = BenchmarkConfig(

@@ -24,8 +24,6 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..checkpoint import build_model, resolve_config, resolve_hub_model
-from ..cli import DEMO_SEED
-from ..demo import FALLBACK_CONFIG, random_model
 from ..io.formats import list_frames
 from ..io.paths import check_output_folder
 from ..predictor.video_predictor import VideoPredictor
@@ -36,9 +34,6 @@ from .protocols import PROTOCOLS, TaskProtocol
 from .report import build_report, write_report
 
 DEFAULT_MODEL = "MCG-NJU/SAM2-Plus"
-DEMO_MODEL = "demo"
-"""`--model demo`: the `sam2pp demo` model (sam2pp_tiny with seeded random weights), to try a benchmark offline on the
-CPU; its scores mean nothing."""
 DEFAULT_CHECKPOINT_CONFIG = "sam2pp_hiera_b+"
 POLL_SECONDS = 2.0
 SETTINGS_FILE = "benchmark.json"
@@ -66,8 +61,6 @@ class BenchmarkConfig:
 
     def model_name(self) -> str:
         """The model as the report names it (a checkpoint by file name, so machines with other paths agree)."""
-        if self.checkpoint is None and self.model == DEMO_MODEL:
-            return f"{DEMO_MODEL} ({FALLBACK_CONFIG}, random weights, seed {DEMO_SEED})"
         if self.checkpoint is None:
             return self.model + (f" ({self.config})" if self.config else "")
         return f"{Path(self.checkpoint).name} ({self.config or DEFAULT_CHECKPOINT_CONFIG})"
@@ -231,11 +224,8 @@ def load_predictor(config: BenchmarkConfig, world: World) -> VideoPredictor:
     """The predictor on this rank's device, built as the published benchmark scripts build theirs: without the
     builder's post-processing (`apply_postprocessing=False`: no hole filling, no stability-based multimask choice)
     and with the task's `non_overlap_masks`. A hub model is fetched into the hub cache by rank 0 before the others
-    read it there (offline, it must already be cached)."""
+    read it there (offline, it must already be cached); a packaged model (`sam2pp-demo`) is read from the package."""
     task_rules = {"non_overlap_masks": PROTOCOLS[config.task].non_overlap_masks, "threads": config.threads}
-    if config.checkpoint is None and config.model == DEMO_MODEL:
-        model_config = replace(resolve_config(FALLBACK_CONFIG), apply_postprocessing=False)
-        return VideoPredictor(random_model(model_config, DEMO_SEED, world.device), **task_rules)
     if config.checkpoint is None:
         if not world.is_main:
             distributed.barrier(world)

@@ -619,14 +619,16 @@ def _surface_anchors(rng: np.random.Generator, obj: _Object, count: int) -> np.n
 
 
 def _track_points(objects: list[_Object], masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Image trajectories (T, N, 2) of every object's anchors; a point is visible where the mask pixel
-    nearest to it belongs to its object. Also returns the owning object id of each point (N,)."""
+    """Image trajectories (T, N, 2) of every object's anchors; a point is visible where it lies in the frame (the
+    bounds a prompt must keep) and the mask pixel nearest to it belongs to its object. Also returns the owning object
+    id of each point (N,)."""
     num_frames, height, width = masks.shape
     tracks = [np.stack([o.to_image(t, o.anchors) for t in range(num_frames)]) for o in objects]
     points = np.concatenate(tracks, axis=1) if tracks else np.zeros((num_frames, 0, 2))
     owners = np.concatenate([np.full(len(o.anchors), o.obj_id) for o in objects]).astype(np.int64)
     col, row = np.round(points[..., 0]).astype(np.int64), np.round(points[..., 1]).astype(np.int64)
-    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    x, y = points[..., 0], points[..., 1]
+    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
     frame = np.arange(num_frames)[:, None]
     hit = masks[frame, np.clip(row, 0, height - 1), np.clip(col, 0, width - 1)] == owners[None, :]
     return points.astype(np.float32), inside & hit, owners

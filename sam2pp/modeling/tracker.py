@@ -133,9 +133,12 @@ def select_closest_cond_frames(
 class Tracker:
     """Runs `SAM2PlusModel` on one frame for one object of one task, as the published video predictor does."""
 
-    def __init__(self, model: SAM2PlusModel):
+    def __init__(self, model: SAM2PlusModel, memory_device: torch.device | None = None):
+        """`memory_device`: where inference keeps the memory features (None: the model's device); each step reads
+        the memories it needs back to the model's device."""
         self.model = model
         self.config = model.config
+        self.memory_device = memory_device
         self._pos_enc: dict[tuple, Tensor] = {}
 
     def memory_window(self) -> int:
@@ -185,7 +188,7 @@ class Tracker:
         if high_res_masks is None:
             size = (self.model.image_size, self.model.image_size)
             high_res_masks = torch.nn.functional.interpolate(
-                frame.pred_masks, size=size, mode="bilinear", align_corners=False
+                frame.pred_masks.to(self.model.device), size=size, mode="bilinear", align_corners=False
             )
         binarize = self.config.binarize_mask_from_pts_for_mem_enc and frame.from_points
         feats, pos = self.model.encode_memory(
@@ -195,8 +198,11 @@ class Tracker:
 
     def _store_memory(self, task: str, frame: FrameMemory, feats: Tensor, pos: Tensor) -> None:
         """Keep (1, Cm, h, w) memory features in `frame`: float32 in training; for inference a bfloat16 copy, as
-        published (a copy even when already bfloat16, so that a row of a batch does not hold the whole batch)."""
-        frame.maskmem_features = feats if self.model.training else feats.to(torch.bfloat16, copy=True)
+        published (a copy even when already bfloat16, so that a row of a batch does not hold the whole batch), on
+        `memory_device`."""
+        if not self.model.training:
+            feats = feats.to(torch.bfloat16, copy=True).to(self.memory_device or feats.device)
+        frame.maskmem_features = feats
         frame.maskmem_pos_enc = self._one_pos_enc(task, pos)
 
     def _one_pos_enc(self, task: str, pos: Tensor) -> Tensor:

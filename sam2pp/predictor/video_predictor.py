@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..checkpoint import build_model, resolve_hub_model
@@ -50,6 +51,12 @@ class VideoPredictor:
         logits), which `batch_objects=False` gives exactly.
     prefetch: how many frames `propagate` decodes and preprocesses ahead of the one being tracked, on a background
         thread (0: decode each frame when it is needed). The outputs do not depend on it.
+    offload_memory: keep each frame's memory features and mask logits in CPU memory; a tracking step copies the
+        ones it reads to the model's device. On a GPU this bounds the device memory of a long session by the frames
+        in flight instead of the frames tracked (published `offload_state_to_cpu`); the outputs do not depend on it.
+    compile_image_encoder: run the image encoder through `torch.compile` (its input shape never changes, so it
+        compiles once, on the first frame: about a minute on a CPU); the outputs equal eager mode up to float
+        rounding.
     """
 
     def __init__(
@@ -63,10 +70,13 @@ class VideoPredictor:
         memory_bank: str = "all",
         batch_objects: bool = True,
         prefetch: int = 4,
+        offload_memory: bool = False,
+        compile_image_encoder: bool = False,
     ):
         self.model = model.eval()
         self.threads = apply_threads(threads, model.image_size if model.device.type == "cpu" else None)
-        self.tracker = Tracker(model)
+        self.offload_memory = offload_memory
+        self.tracker = Tracker(model, memory_device=torch.device("cpu") if offload_memory else None)
         cfg = model.config
         self.add_all_frames_to_correct_as_cond = (
             cfg.add_all_frames_to_correct_as_cond if add_all_frames_to_correct_as_cond is None
@@ -82,6 +92,7 @@ class VideoPredictor:
             raise ValueError(f"memory_bank must be one of {', '.join(MEMORY_BANKS)}, got {memory_bank!r}")
         self.memory_bank = memory_bank
         self.batch_objects = batch_objects
+        self._compiled: dict[int, nn.Module] | None = {} if compile_image_encoder else None
 
     # ---- construction ---------------------------------------------------------------------------------------------
 
@@ -92,7 +103,8 @@ class VideoPredictor:
     @classmethod
     def from_pretrained(cls, model_id: str = "MCG-NJU/SAM2-Plus", device="cpu", config: str | None = None,
                         revision: str | None = None, cache_dir: str | None = None, **kwargs) -> VideoPredictor:
-        """Download (or find in the hub cache; offline mode is honoured) and load a published checkpoint."""
+        """Load a published checkpoint (downloaded, or found in the hub cache; offline mode is honoured) or a model
+        shipped with the package (`"sam2pp-demo"`, read from the package without network)."""
         hub = resolve_hub_model(model_id, config=config, revision=revision, cache_dir=cache_dir)
         return cls.from_checkpoint(hub.checkpoint, config=hub.config, device=device, **kwargs)
 
@@ -204,7 +216,7 @@ class VideoPredictor:
         if prompt.prob_map is None:  # clicks refine the latest output on this frame
             latest = obj.latest(frame_idx, is_cond)
             if latest is not None:
-                prev = latest.pred_masks.clamp(-32.0, 32.0)
+                prev = latest.pred_masks.to(self.device).clamp(-32.0, 32.0)
         with self._context():
             feats = self._task_features(state, frame_idx, obj.task)
             out = self.tracker.step(
@@ -332,13 +344,22 @@ class VideoPredictor:
 
     # ---- features and results -------------------------------------------------------------------------------------
 
+    def _encode_image(self, image: torch.Tensor, encoder_task: str | None):
+        """The model's `encode_image`, or its image encoder compiled on first use (`compile_image_encoder`)."""
+        if self._compiled is None:
+            return self.model.encode_image(image, encoder_task)
+        encoder = self.model.image_encoder[encoder_task]
+        if id(encoder) not in self._compiled:
+            self._compiled[id(encoder)] = torch.compile(encoder)
+        return self._compiled[id(encoder)](image)
+
     def _task_features(self, state: TrackingState, frame_idx: int, task: str):
         """A frame's features for `task`: the image encoder runs once per frame, or once per (frame, task) when the
         model has one image encoder per task."""
         encoder_task = None if self.model.image_encoder.is_shared else task
         image = state.cached_features(
             frame_idx,
-            lambda i: self.model.encode_image(state.frames.model_input(i, self.image_size)[None].to(self.device),
+            lambda i: self._encode_image(state.frames.model_input(i, self.image_size)[None].to(self.device),
                                               encoder_task),
             encoder_task,
         )
@@ -347,6 +368,8 @@ class VideoPredictor:
     def _postprocess(self, out: FrameMemory) -> FrameMemory:
         if self.fill_hole_area > 0:
             out.pred_masks = fill_holes_and_sprinkles(out.pred_masks, self.fill_hole_area)
+        if self.offload_memory:
+            out.pred_masks = out.pred_masks.cpu()
         return out
 
     def _result(self, state: TrackingState, frame_idx: int, objects: list[TrackedObject],

@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
         "train",
         help="train or fine-tune SAM 2++ (published recipe); also under torchrun",
         description="Train or fine-tune SAM 2++ with the published three-task recipe. CONFIG is a preset "
-                    "(published, tiny_cpu, smoke, demo_images, demo) or a JSON file written by TrainConfig.to_json. "
+                    "(published, tiny_cpu, smoke, and the demo model's stages demo_images, demo_video2, demo_video4, "
+                    "demo) or a JSON file written by TrainConfig.to_json. "
                     "Data folders use the section-4 layout (JPEGImages/<video>/*.jpg with Annotations/<video>/*.png, "
                     "Boxes/<video>.txt of x,y,w,h lines, Points/<video>.npz) or the Tracking-Any-Granularity "
                     "layout ({train,valid,test}/ with ImageSets). Tasks without data train on synthetic clips. "
@@ -22,7 +23,7 @@ def add_parser(sub) -> None:
                     "Multi-GPU: torchrun --nproc_per_node N -m sam2pp train ...",
     )
     p.add_argument("config", metavar="CONFIG_OR_PRESET", help="a preset name or a training config .json")
-    p.add_argument("--out", required=True, help="output folder (checkpoints, logs, pictures)")
+    p.add_argument("--out", help="output folder (checkpoints, logs, pictures); required unless --dump-config")
     p.add_argument("--init", help="checkpoint to start from ({'model': state_dict}; the published one included)")
     p.add_argument("--data", nargs="+", default=[], metavar="[TASK=]DIR",
                    help="data folders; TASK= limits one to a task (mask, box, point), else it serves every task "
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dump_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
+    if args.out is None:
+        raise ValueError("--out is required: the folder the run writes its checkpoints and logs to")
     result = train(config, args.out, resume=args.resume)
     if result.history:
         last = result.history[-1]

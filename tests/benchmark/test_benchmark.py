@@ -146,7 +146,7 @@ def test_the_predictor_is_built_as_the_published_benchmark_scripts(tmp_path, con
     predictor = load_predictor(config(tmp_path, task, tmp_path / "out"), World())
     assert predictor.fill_hole_area == 0 and predictor.model.config.resolved().fill_hole_area == 0
     assert predictor.non_overlap_masks == (task == "mask")
-    demo = load_predictor(config(tmp_path, task, tmp_path / "out", checkpoint=None, model="demo", config=None), World())
+    demo = load_predictor(config(tmp_path, task, tmp_path / "out", checkpoint=None, model="sam2pp-demo", config=None), World())
     assert demo.model.config.image_size == 256 and demo.fill_hole_area == 0
 
 

@@ -80,7 +80,9 @@ def test_visible_points_lie_on_their_object_and_hidden_ones_do_not(clip: str, re
     width, height = video.size
     col = np.round(video.points[..., 0]).astype(int)
     row = np.round(video.points[..., 1]).astype(int)
-    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    x, y = video.points[..., 0], video.points[..., 1]
+    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (x >= 0) & (x <= width) & (y >= 0)
+    inside &= y <= height  # a point beyond the frame's edge is hidden even when its nearest pixel is in the frame
     t, n = np.nonzero(video.visibs)
     assert (video.masks[t, row[t, n], col[t, n]] == video.point_obj_ids[n]).all()
     t, n = np.nonzero(~video.visibs & inside)

@@ -177,3 +177,52 @@ def test_state_bytes_stop_growing_after_the_window(net):
                 sizes[bank, result.frame_idx] = state.tensor_bytes()
     assert sizes["window", 100] == sizes["window", 2000]
     assert sizes["all", 200] > sizes["all", 100] > sizes["window", 100]
+
+
+def offload_session(p, frames):
+    """Object 1 by its mask, object 2 by a box; tracked, then object 1 corrected by a click on frame 5 (which reads
+    the stored mask logits) and tracked again from there (which encodes the click's output into a memory)."""
+    state = session(p, frames, [0])
+    results = list(p.propagate(state, progress=False))
+    p.add_points(state, 5, 1, [[12, 12]], [1])
+    return state, results + list(p.propagate(state, start_frame=5, progress=False))
+
+
+def test_offloaded_memories_live_on_the_cpu_and_change_no_output(net):
+    """On a CPU-only machine this checks the outputs and the code paths (click, re-encoding); the CUDA test below
+    checks that the memories leave the device."""
+    frames = moving_square(24)
+    state, offloaded = offload_session(sam2pp.VideoPredictor(net, offload_memory=True, prefetch=0), frames)
+    _, kept = offload_session(sam2pp.VideoPredictor(net, prefetch=0), frames)
+    assert_same_results(offloaded, kept)
+    for obj in state.objects.values():
+        for memory in [*obj.memory.cond.values(), *obj.memory.non_cond.values()]:
+            assert memory.maskmem_features.device.type == "cpu" and memory.pred_masks.device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="offloading moves memories off a CUDA device")
+def test_offloading_keeps_a_long_gpu_session_flat_in_device_memory(net):
+    gpu = sam2pp.build_model(net.config, device="cuda")
+    frames = moving_square(400)
+    allocated = {}
+    for offload in (True, False):
+        p = sam2pp.VideoPredictor(gpu, offload_memory=offload, prefetch=0)
+        state = session(p, frames, [0], box=False)
+        for r in p.propagate(state, progress=False):
+            if r.frame_idx in (100, 399):
+                torch.cuda.synchronize()
+                allocated[offload, r.frame_idx] = torch.cuda.memory_allocated()
+        memory = state.object(1).memory.non_cond[399]
+        assert memory.maskmem_features.device.type == ("cpu" if offload else "cuda")
+    assert allocated[True, 399] - allocated[True, 100] < 0.1 * (allocated[False, 399] - allocated[False, 100])
+
+
+def test_the_compiled_image_encoder_tracks_like_eager_mode(net):
+    """torch.compile (inductor, C++ on the CPU) of the image encoder: one compilation, the same tracks."""
+    frames = moving_square(6)
+    compiled = sam2pp.VideoPredictor(net, compile_image_encoder=True, prefetch=0)
+    got, want = track(compiled, frames, frames), track(sam2pp.VideoPredictor(net, prefetch=0), frames, frames)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=1e-4, err_msg=f"frame {a.frame_idx}")
+        np.testing.assert_allclose(a.boxes_xyxy, b.boxes_xyxy, atol=1e-3, err_msg=f"frame {a.frame_idx}")
+    assert len(compiled._compiled) == 1

@@ -10,7 +10,7 @@ from sam2pp.predictor.video_predictor import VideoPredictor
 
 def test_train_command_writes_a_checkpoint_the_predictor_loads(tmp_path, synthetic_folder, capsys):
     config = tmp_path / "quick.json"
-    main(["train", "smoke", "--out", str(tmp_path / "x"), "--dump-config"])
+    main(["train", "smoke", "--dump-config"])  # no --out needed to print the config
     data = json.loads(capsys.readouterr().out)
     data["validation"]["tasks"] = []
     config.write_text(json.dumps(data))
@@ -34,3 +34,8 @@ def test_train_command_names_a_bad_data_folder(tmp_path, capsys):
 def test_train_command_rejects_an_unknown_preset(tmp_path, capsys):
     assert main(["train", "tiny", "--out", str(tmp_path / "run")]) == 2
     assert "unknown training config 'tiny'" in capsys.readouterr().err
+
+
+def test_train_command_without_out_says_it_is_required(capsys):
+    assert main(["train", "smoke"]) == 2
+    assert "--out is required" in capsys.readouterr().err
