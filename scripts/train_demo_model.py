@@ -23,7 +23,7 @@ from sam2pp.checkpoint import build_model
 from sam2pp.data.synthetic import SyntheticVideo
 from sam2pp.training import load_config, train
 from sam2pp.training.config import DEMO_STAGES
-from sam2pp.training.demo_model import (HALF_PRECISION_TOLERANCE, HELD_OUT_FRAMES, export_full, export_half,
+from sam2pp.training.demo_model import (HALF_PRECISION_TOLERANCE, HELD_OUT_FRAMES, export_weights,
                                         half_precision_gap, score_clips, score_held_out)
 
 REAL_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "horsejump-low"
@@ -51,11 +51,11 @@ def main() -> None:
         init = str(run / "checkpoint.pt")
     steps = " + ".join(str(load_config(stage).steps) for stage in DEMO_STAGES)
     print(f"trained {steps} steps in {seconds / 3600:.2f} h of step time")
-    shipped = export_half(run / "checkpoint.pt", Path(args.export))
+    shipped = export_weights(run / "checkpoint.pt", Path(args.export), half=True)
     clip = gap_clip(config)
     gap = half_precision_gap(config.model, run / "checkpoint.pt", shipped, clip.frames, clip.masks[0] == 1)
     if gap > HALF_PRECISION_TOLERANCE:
-        shipped = export_full(run / "checkpoint.pt", Path(args.export))
+        shipped = export_weights(run / "checkpoint.pt", Path(args.export), half=False)
     precision = "float16" if gap <= HALF_PRECISION_TOLERANCE else "float32"
     print(f"float16 tracks within {gap:.2e} of float32: shipping {precision} ({shipped.stat().st_size / 2**20:.1f} "
           f"MiB) as {shipped}")

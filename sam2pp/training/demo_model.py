@@ -72,18 +72,13 @@ HALF_PRECISION_TOLERANCE = 1e-2
 """The largest `half_precision_gap` at which the shipped file may be float16; above it, it stays float32."""
 
 
-def export_half(checkpoint: Path, out: Path) -> Path:
-    """The checkpoint's floating-point tensors in float16, as `{"model": state_dict}` (half the bytes)."""
-    state = {k: v.half() if v.is_floating_point() else v for k, v in read_checkpoint(checkpoint).items()}
+def export_weights(checkpoint: Path, out: Path, half: bool) -> Path:
+    """The checkpoint's weights as `{"model": state_dict}`, floating-point tensors in float16 when `half`."""
+    state = read_checkpoint(checkpoint)
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": state}, out)
-    return out
-
-
-def export_full(checkpoint: Path, out: Path) -> Path:
-    """The checkpoint's weights as they are (float32), as `{"model": state_dict}`."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": read_checkpoint(checkpoint)}, out)
     return out
 
 

@@ -11,7 +11,7 @@ from sam2pp.demo import random_model
 from sam2pp.training import load_config
 from sam2pp.training.config import DEMO_STAGES
 from sam2pp.training.data import SyntheticDataset
-from sam2pp.training.demo_model import HEADLINE, HELD_OUT_SEEDS, export_half, half_precision_gap, score_held_out
+from sam2pp.training.demo_model import HEADLINE, HELD_OUT_SEEDS, export_weights, half_precision_gap, score_held_out
 
 HELD_OUT_VIDEOS = 8
 SHIPPED_MARGINS = {"mask": 0.12, "box": 0.08}
@@ -56,7 +56,7 @@ def test_half_precision_export_tracks_within_1e_2_of_float32(tmp_path):
     video = make_video(seed=3, num_frames=4, size=(96, 72), num_objects=1)
     full = tmp_path / "full.pt"
     torch.save({"model": random_model("sam2pp_tiny", 0, torch.device("cpu")).state_dict()}, full)
-    half = export_half(full, tmp_path / "half.pt")
+    half = export_weights(full, tmp_path / "half.pt", half=True)
     assert half.stat().st_size < 0.6 * full.stat().st_size
     gap = half_precision_gap("sam2pp_tiny", full, half, video.frames, video.masks[0] == 1)
     assert 0 < gap <= 1e-2
