@@ -26,10 +26,9 @@ for about half a minute)."""
 
 @dataclass(frozen=True)
 class ChosenModel:
-    """The weights a predictor gets: `name` (a hub id or a packaged model), its preset, its file, and the warning
-    to show when it replaces the model that was asked for (None when it is that model)."""
+    """The weights a predictor gets: a preset, its file, and the warning to show when they replace the model that
+    was asked for (None when they are that model)."""
 
-    name: str
     config: str
     checkpoint: Path
     warning: str | None = None
@@ -38,15 +37,15 @@ class ChosenModel:
 def choose_model(model_id: str = "MCG-NJU/SAM2-Plus") -> ChosenModel:
     """`model_id` when it can be had (a packaged model always can), else `sam2pp-demo` with the reason."""
     if model_id in PACKAGED_MODELS:
-        return ChosenModel(model_id, PACKAGED_MODELS[model_id][0], packaged_checkpoint(model_id))
+        return ChosenModel(PACKAGED_MODELS[model_id][0], packaged_checkpoint(model_id))
     if model_id not in HUB_MODELS:
         raise ValueError(f"unknown model {model_id!r}; known: {', '.join([*HUB_MODELS, *PACKAGED_MODELS])}")
     checkpoint, reason = find_checkpoint(model_id)
     if checkpoint is not None:
-        return ChosenModel(model_id, HUB_MODELS[model_id][0], checkpoint)
+        return ChosenModel(HUB_MODELS[model_id][0], checkpoint)
     warning = (f"{reason}; using {DEMO_MODEL} instead, the small model shipped with sam2pp (trained on synthetic "
                f"clips; far less accurate than SAM 2++)")
-    return ChosenModel(DEMO_MODEL, PACKAGED_MODELS[DEMO_MODEL][0], packaged_checkpoint(DEMO_MODEL), warning)
+    return ChosenModel(PACKAGED_MODELS[DEMO_MODEL][0], packaged_checkpoint(DEMO_MODEL), warning)
 
 
 def demo_predictor(prefer_pretrained: bool = True, device: str | torch.device | None = None,
