@@ -44,6 +44,14 @@ class FrameMemory:
     maskmem_pos_enc: Tensor | None = None
     from_points: bool = False
 
+    def move_outputs(self, device: torch.device) -> None:
+        """Move the decoder's outputs (mask logits, object pointer, object score, box) to `device`; the steps that
+        read them back copy them to the model's device."""
+        for name in ("pred_masks", "obj_ptr", "object_score_logits", "boxes_xyxy_norm"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.to(device))
+
 
 @dataclass
 class ObjectMemory:
@@ -192,7 +200,8 @@ class Tracker:
             )
         binarize = self.config.binarize_mask_from_pts_for_mem_enc and frame.from_points
         feats, pos = self.model.encode_memory(
-            task, features.vision, high_res_masks, frame.object_score_logits, binarize=binarize
+            task, features.vision, high_res_masks, frame.object_score_logits.to(self.model.device),
+            binarize=binarize,
         )
         self._store_memory(task, frame, feats, pos)
 

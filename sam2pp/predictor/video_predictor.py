@@ -51,9 +51,10 @@ class VideoPredictor:
         logits), which `batch_objects=False` gives exactly.
     prefetch: how many frames `propagate` decodes and preprocesses ahead of the one being tracked, on a background
         thread (0: decode each frame when it is needed). The outputs do not depend on it.
-    offload_memory: keep each frame's memory features and mask logits in CPU memory; a tracking step copies the
-        ones it reads to the model's device. On a GPU this bounds the device memory of a long session by the frames
-        in flight instead of the frames tracked (published `offload_state_to_cpu`); the outputs do not depend on it.
+    offload_memory: keep each frame's memory features and outputs (mask logits, object pointer, score, box) in CPU
+        memory; a tracking step copies the ones it reads to the model's device. On a GPU this bounds the device
+        memory of a long session by the frames in flight instead of the frames tracked (published
+        `offload_state_to_cpu`, here with the object pointers too); the outputs do not depend on it.
     compile_image_encoder: run the image encoder through `torch.compile` (its input shape never changes, so it
         compiles once, on the first frame: about a minute on a CPU); the outputs equal eager mode up to float
         rounding.
@@ -369,7 +370,7 @@ class VideoPredictor:
         if self.fill_hole_area > 0:
             out.pred_masks = fill_holes_and_sprinkles(out.pred_masks, self.fill_hole_area)
         if self.offload_memory:
-            out.pred_masks = out.pred_masks.cpu()
+            out.move_outputs(torch.device("cpu"))
         return out
 
     def _result(self, state: TrackingState, frame_idx: int, objects: list[TrackedObject],

@@ -197,7 +197,8 @@ def test_offloaded_memories_live_on_the_cpu_and_change_no_output(net):
     assert_same_results(offloaded, kept)
     for obj in state.objects.values():
         for memory in [*obj.memory.cond.values(), *obj.memory.non_cond.values()]:
-            assert memory.maskmem_features.device.type == "cpu" and memory.pred_masks.device.type == "cpu"
+            kept = [memory.maskmem_features, memory.pred_masks, memory.obj_ptr, memory.object_score_logits]
+            assert all(t.device.type == "cpu" for t in kept)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="offloading moves memories off a CUDA device")
@@ -213,7 +214,8 @@ def test_offloading_keeps_a_long_gpu_session_flat_in_device_memory(net):
                 torch.cuda.synchronize()
                 allocated[offload, r.frame_idx] = torch.cuda.memory_allocated()
         memory = state.object(1).memory.non_cond[399]
-        assert memory.maskmem_features.device.type == ("cpu" if offload else "cuda")
+        kept = [memory.maskmem_features, memory.pred_masks, memory.obj_ptr, memory.object_score_logits]
+        assert {t.device.type for t in kept} == {"cpu" if offload else "cuda"}
     assert allocated[True, 399] - allocated[True, 100] < 0.1 * (allocated[False, 399] - allocated[False, 100])
 
 
