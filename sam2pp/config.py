@@ -187,6 +187,10 @@ class ModelConfig:
     separate_memory_encoder: bool = True
     input_point_task_coord_xy: bool = True
     input_point_task_gaussian_mask: bool = True
+    # The gaussian disc (model pixels) that `add_track_point` draws around a point prompt unless told otherwise: the
+    # published point tool's 50/16; a model trained by sam2pp tracks best with the last stage of its point curriculum.
+    point_prompt_radius: int = 50
+    point_prompt_sigma: float = 16.0
     unified_decoder_box_head_freeze_bn: bool = True
     unified_decoder_box_head_inner_dim: int = 256
     unified_decoder_box_head_pred_masks: bool = True

@@ -64,6 +64,10 @@ def _tiny() -> ModelConfig:
             position_encoding=SinePositionConfig(num_pos_feats=mem),
         ),
         unified_decoder_box_head_inner_dim=width,
+        # The published point tool's 50 / 16 at 1024 px, scaled to 256 (the demo model's point stage): a smaller
+        # disc vanishes from the 4x down-sampled logits that the prompt's memory is encoded from.
+        point_prompt_radius=12,
+        point_prompt_sigma=4.0,
         apply_postprocessing=True,
     )
 

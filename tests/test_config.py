@@ -20,7 +20,9 @@ def test_reads_published_reference_config_and_equals_b_plus_preset():
 
 def test_reads_parity_config_and_equals_tiny_preset():
     cfg = ModelConfig.from_json(need(PARITY / "tiny" / "config.json"))
-    assert dataclasses.replace(sam2pp.configs.get("sam2pp_tiny"), apply_postprocessing=False) == cfg
+    tiny = sam2pp.configs.get("sam2pp_tiny")
+    assert (tiny.point_prompt_radius, tiny.point_prompt_sigma) == (12, 4.0)  # sam2pp's own: 50 / 16 scaled to 256
+    assert dataclasses.replace(tiny, apply_postprocessing=False, point_prompt_radius=50, point_prompt_sigma=16.0) == cfg
     assert (cfg.hidden_dim, cfg.mem_dim, cfg.image_size) == (64, 16, 256)
 
 

@@ -180,10 +180,14 @@ class VideoPredictor:
         obj = self._object(state, obj_id, task)
         return self._prompt(state, obj, frame_idx, FramePrompt(points=pts))
 
-    def add_track_point(self, state: TrackingState, frame_idx: int, obj_id: int, point_xy, radius: int = 50,
-                        sigma: float = 16) -> FrameResult:
+    def add_track_point(self, state: TrackingState, frame_idx: int, obj_id: int, point_xy, radius: int | None = None,
+                        sigma: float | None = None) -> FrameResult:
         """Track the point (x, y) in video pixels (task "point"); its prompt is a gaussian disc of `radius` and
-        `sigma` in model pixels around it, as published."""
+        `sigma` in model pixels around it, by default the model config's `point_prompt_radius` and
+        `point_prompt_sigma` (50 and 16 for the published weights, as the published point tool)."""
+        cfg = self.model.config
+        radius = cfg.point_prompt_radius if radius is None else radius
+        sigma = cfg.point_prompt_sigma if sigma is None else sigma
         frame_idx = state.check_frame(frame_idx)
         pts = to_model_points(np.reshape(point_xy, (1, 2)), [1], state.video_width, state.video_height,
                               self.image_size, self.device)

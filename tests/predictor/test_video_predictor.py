@@ -218,3 +218,27 @@ def test_tracks_under_bfloat16_autocast(predictor, clip):
         assert np.isfinite(b.object_score_logits).all()
         agree = (a.masks == b.masks).mean()
         assert agree > 0.97, f"frame {a.frame_idx}: bf16 masks agree with float32 on only {agree:.1%} of pixels"
+
+
+def test_a_track_point_is_drawn_with_the_model_configs_disc_by_default(predictor, clip):
+    cfg = predictor.model.config
+    assert (cfg.point_prompt_radius, cfg.point_prompt_sigma) == (12, 4.0)  # sam2pp_tiny: 50 / 16 at 1024, scaled
+    defaults, explicit, other = (predictor.init_state(clip.frames[:2]) for _ in range(3))
+    got = predictor.add_track_point(defaults, 0, 1, clip.points[0, 0]).low_res_logits
+    np.testing.assert_array_equal(got, predictor.add_track_point(explicit, 0, 1, clip.points[0, 0], 12, 4.0)
+                                  .low_res_logits)
+    assert not np.array_equal(got, predictor.add_track_point(other, 0, 1, clip.points[0, 0], 50, 16).low_res_logits)
+
+
+@pytest.mark.parametrize(("radius", "sigma", "distinct"), [(12, 4.0, True), (5, 2.0, False), (1, 0.5, False)])
+def test_a_point_prompts_memory_keeps_the_point_only_for_a_wide_enough_disc(predictor, radius, sigma, distinct):
+    """The prompt's memory is encoded from its 4x down-sampled logits, binarized: the tiny preset's default disc
+    survives that, so two points get two memories; a smaller disc leaves every point the same, empty memory (why the
+    demo model trains and tracks points with radius 12)."""
+    frames = np.full((2, 128, 128, 3), 120, np.uint8)
+    state = predictor.init_state(frames)
+    for obj_id, xy in enumerate([(30.0, 40.0), (90.0, 70.0)]):
+        predictor.add_track_point(state, 0, obj_id, xy, radius, sigma)
+    list(predictor.propagate(state, max_frames=0, progress=False))
+    memories = [state.object(i).memory.cond[0].maskmem_features for i in (0, 1)]
+    assert (not torch.equal(*memories)) == distinct

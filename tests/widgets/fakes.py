@@ -90,7 +90,7 @@ class FakePredictor:
     def add_box(self, state, frame_idx, obj_id, box_xyxy, task="box"):
         return self._prompt(state, "add_box", frame_idx, obj_id, task, "box", box=np.asarray(box_xyxy, np.float32))
 
-    def add_track_point(self, state, frame_idx, obj_id, point_xy, radius=50, sigma=16):
+    def add_track_point(self, state, frame_idx, obj_id, point_xy, radius=None, sigma=None):
         point = np.asarray(point_xy, np.float32)
         return self._prompt(state, "add_track_point", frame_idx, obj_id, "point", "track_point", point=point)
 
