@@ -3,7 +3,7 @@
     python scripts/train_demo_model.py [--run runs/demo] [--export sam2pp/models/sam2pp_demo.pt] [--videos 8]
 
 1. the curriculum `DEMO_STAGES` (sam2pp.training.config): `demo_images` (single frames: promptable segmentation)
-   into `<run>/demo_images`, then video clips of 2, 4 and 8 frames, each stage from the previous one's checkpoint
+   into `<run>/demo_images`, then video clips of 2, 4, 8 and 12 frames, each stage from the previous one's checkpoint
    (each resumes when interrupted: the run can span several sittings); the last stage's folder is `<run>/demo`;
 2. the final weights to `--export`: float16 when it tracks within 1e-2 of float32 on a held-out clip (mask
    probabilities, box corners as fractions of the frame), else float32 (10.4 MiB, still under the 15 MB limit);
