@@ -14,7 +14,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
@@ -270,6 +269,8 @@ def _write_gif(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:
 
 def _write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:
     """H.264 in yuv420p, which needs even sides: odd frames gain one replicated row or column."""
+    import av  # only here: pictures, previews and GIFs need no PyAV
+
     with av.open(str(path), mode="w") as container:
         stream = None
         for frame in frames:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -153,3 +155,9 @@ def test_fit_scale_only_shrinks() -> None:
     assert fit_scale(1920, 960) == 0.5 and fit_scale(480, 960) == 1.0 and fit_scale(1920, None) == 1.0
     with pytest.raises(ValueError, match="max_width"):
         fit_scale(1920, 0)
+
+
+def test_pyav_is_needed_only_for_video_files():
+    """Training, pictures and GIF previews import without PyAV (some GPU images lack it); only MP4 needs it."""
+    code = "import sys; sys.modules['av'] = None; import sam2pp.training, sam2pp.io.overlay, sam2pp.track"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
