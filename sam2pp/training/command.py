@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
         help="train or fine-tune SAM 2++ (published recipe); also under torchrun",
         description="Train or fine-tune SAM 2++ with the published three-task recipe. CONFIG is a preset "
                     "(published, tiny_cpu, smoke, and the demo model's stages demo_images, demo_video2, "
-                    "demo_video4, demo_video8, demo) or a JSON file written by TrainConfig.to_json. "
+                    "demo_video4, demo_video8, demo_video12, demo) or a JSON file written by TrainConfig.to_json. "
                     "Data folders use the section-4 layout (JPEGImages/<video>/*.jpg with Annotations/<video>/*.png, "
                     "Boxes/<video>.txt of x,y,w,h lines, Points/<video>.npz) or the Tracking-Any-Granularity "
                     "layout ({train,valid,test}/ with ImageSets). Tasks without data train on synthetic clips. "
