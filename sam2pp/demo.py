@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -45,7 +45,7 @@ def choose_model(model_id: str = "MCG-NJU/SAM2-Plus") -> ChosenModel:
         return ChosenModel(HUB_MODELS[model_id][0], checkpoint)
     warning = (f"{reason}; using {DEMO_MODEL} instead, the small model shipped with sam2pp (trained on synthetic "
                f"clips; far less accurate than SAM 2++)")
-    return ChosenModel(PACKAGED_MODELS[DEMO_MODEL][0], packaged_checkpoint(DEMO_MODEL), warning)
+    return replace(choose_model(DEMO_MODEL), warning=warning)
 
 
 def demo_predictor(prefer_pretrained: bool = True, device: str | torch.device | None = None,

@@ -43,15 +43,14 @@ def main() -> None:
     p.add_argument("--videos", type=int, default=8, help="held-out clips per task")
     p.add_argument("--real", type=Path, default=REAL_CLIP, help="a section-4 folder of real clips to report on too")
     args = p.parse_args()
-    root, init, seconds = Path(args.run), None, 0.0
+    root, init, seconds, steps = Path(args.run), None, 0.0, []
     for stage in DEMO_STAGES:
         config = load_config(stage)
         config.init = init
         run = root / stage
         seconds += sum(r["seconds"] for r in train(config, run, resume=True).history)
-        init = str(run / "checkpoint.pt")
-    steps = " + ".join(str(load_config(stage).steps) for stage in DEMO_STAGES)
-    print(f"trained {steps} steps in {seconds / 3600:.2f} h of step time")
+        init, steps = str(run / "checkpoint.pt"), [*steps, str(config.steps)]
+    print(f"trained {' + '.join(steps)} steps in {seconds / 3600:.2f} h of step time")
     shipped = export_weights(run / "checkpoint.pt", Path(args.export), half=True)
     clip = gap_clip(config)
     gap = half_precision_gap(config.model, run / "checkpoint.pt", shipped, clip.frames, clip.masks[0] == 1)
@@ -60,12 +59,13 @@ def main() -> None:
     precision = "float16" if gap <= HALF_PRECISION_TOLERANCE else "float32"
     print(f"float16 tracks within {gap:.2e} of float32: shipping {precision} ({shipped.stat().st_size / 2**20:.1f} "
           f"MiB) as {shipped}")
-    scores = score_held_out(build_model(config.model, checkpoint=shipped), run / "heldout", args.videos)
+    model = build_model(config.model, checkpoint=shipped)
+    scores = score_held_out(model, run / "heldout", args.videos)
     print(scores.table())
     report = {"videos": args.videos, "model": scores.model, "baseline": scores.baseline, "step_seconds": seconds,
               "half_precision_gap": gap, "precision": precision}
     if args.real.is_dir():
-        real = score_clips(build_model(config.model, checkpoint=shipped), args.real, run / "real", 1)
+        real = score_clips(model, args.real, run / "real", 1)
         print(f"{args.real.name}:\n{real.table()}")
         report["real"] = {"root": args.real.name, "model": real.model, "baseline": real.baseline}
     (run / "heldout.json").write_text(json.dumps(report, indent=2))

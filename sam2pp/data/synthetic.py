@@ -627,8 +627,7 @@ def _track_points(objects: list[_Object], masks: np.ndarray) -> tuple[np.ndarray
     points = np.concatenate(tracks, axis=1) if tracks else np.zeros((num_frames, 0, 2))
     owners = np.concatenate([np.full(len(o.anchors), o.obj_id) for o in objects]).astype(np.int64)
     col, row = np.round(points[..., 0]).astype(np.int64), np.round(points[..., 1]).astype(np.int64)
-    x, y = points[..., 0], points[..., 1]
-    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
+    inside = (points[..., 0] >= 0) & (points[..., 1] >= 0) & (col < width) & (row < height)
     frame = np.arange(num_frames)[:, None]
     hit = masks[frame, np.clip(row, 0, height - 1), np.clip(col, 0, width - 1)] == owners[None, :]
     return points.astype(np.float32), inside & hit, owners

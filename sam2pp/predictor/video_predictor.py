@@ -76,7 +76,6 @@ class VideoPredictor:
     ):
         self.model = model.eval()
         self.threads = apply_threads(threads, model.image_size if model.device.type == "cpu" else None)
-        self.offload_memory = offload_memory
         self.tracker = Tracker(model, memory_device=torch.device("cpu") if offload_memory else None)
         cfg = model.config
         self.add_all_frames_to_correct_as_cond = (
@@ -373,8 +372,8 @@ class VideoPredictor:
     def _postprocess(self, out: FrameMemory) -> FrameMemory:
         if self.fill_hole_area > 0:
             out.pred_masks = fill_holes_and_sprinkles(out.pred_masks, self.fill_hole_area)
-        if self.offload_memory:
-            out.move_outputs(torch.device("cpu"))
+        if self.tracker.memory_device is not None:
+            out.move_outputs(self.tracker.memory_device)
         return out
 
     def _result(self, state: TrackingState, frame_idx: int, objects: list[TrackedObject],
