@@ -10,10 +10,12 @@ resident size at that moment. Video decoding is not timed: the frames are a synt
 Other measurements (`--mode`), each on the chosen configs unless said:
     decode   seconds per frame over a folder of 1080p JPEGs: decoded on demand, decoded ahead on a background thread
              (the default), and pre-decoded into memory (one mask object)
-    objects  seconds per frame for 1, 3 and 8 mask objects, batched (the default) and one at a time
-    compile  seconds per frame (and frames/s) of float32, bfloat16 autocast (CUDA only) and autocast with the
-             image encoder compiled (`compile_image_encoder=True`; compiled before timing), interleaved over --repeats
-             rounds (one mask object); the GPU path of the published "vos_optimized" mode
+    objects  seconds per frame for 1, 3 and 8 mask objects: batched (the default), one at a time, and batched with
+             the per-frame step compiled (`compile_step=True`; compiled before timing)
+    compile  seconds per frame (and frames/s) of float32, bfloat16 autocast (CUDA only), autocast with the image
+             encoder compiled (`compile_image_encoder=True`) and with the per-frame step compiled too
+             (`compile_step=True`), compiled before timing and interleaved over --repeats rounds (one mask object);
+             the published "vos_optimized" mode
     long     `sam2pp_tiny` over a long synthetic stream (--long-frames, default 10,000) with the window memory bank:
              the session's tensor bytes and the process's RSS every 1,000 frames
 """
@@ -177,24 +179,28 @@ def grid_masks(n: int, width: int, height: int) -> list[np.ndarray]:
 
 
 def bench_objects(config: str, device: torch.device, frames: int) -> None:
-    """1, 3 and 8 mask objects, batched and one at a time."""
+    """1, 3 and 8 mask objects: batched, one at a time, and batched with the step compiled (each ratio against the
+    same mode's one object)."""
     video = make_video(seed=7, num_frames=frames)
     model = random_model(config, seed=0, device=device)
     width, height = video.size
     _warm_up_masks(model, video, grid_masks(8, width, height), device)
-    single = None
+    modes = {"batched": VideoPredictor(model), "one at a time": VideoPredictor(model, batch_objects=False),
+             "compiled step": VideoPredictor(model, compile_step=True)}
+    for n in (1, 3, 8) * 2:  # compile every batch size now, untimed (twice: graphs guard on caches the first fills)
+        seconds_per_frame(modes["compiled step"], video.frames, grid_masks(n, width, height), device)
+    single = {}
     for n in (1, 3, 8):
-        for batch in (True, False):
-            sec = seconds_per_frame(VideoPredictor(model, batch_objects=batch), video.frames,
-                                    grid_masks(n, width, height), device)
-            single = sec if n == 1 and batch else single
-            mode = "batched" if batch else "one at a time"
-            print(f"{config:<16} {n} objects {mode:<14} {sec:>8.3f} s/frame {sec / single:>6.2f}x one object",
+        for mode, predictor in modes.items():
+            sec = seconds_per_frame(predictor, video.frames, grid_masks(n, width, height), device)
+            single.setdefault(mode, sec)
+            print(f"{config:<16} {n} objects {mode:<14} {sec:>8.3f} s/frame {sec / single[mode]:>6.2f}x one object",
                   flush=True)
 
 
 def bench_compile(config: str, device: torch.device, frames: int, repeats: int = 3) -> None:
-    """Eager float32, autocast and autocast + compiled image encoder, interleaved `repeats` times (best of each)."""
+    """Eager float32, autocast, autocast + compiled image encoder, and + compiled step, interleaved `repeats` times
+    (best of each)."""
     video = make_video(seed=7, num_frames=frames)
     mask = [video.masks[0] == TARGET]
     model = random_model(config, seed=0, device=device)
@@ -202,7 +208,9 @@ def bench_compile(config: str, device: torch.device, frames: int, repeats: int =
     if device.type == "cuda":
         variants["bf16 autocast"] = VideoPredictor(model)
     variants["compiled encoder"] = VideoPredictor(model, compile_image_encoder=True)
-    seconds_per_frame(variants["compiled encoder"], video.frames[:2], mask, device)  # compile now, untimed
+    variants["compiled + step"] = VideoPredictor(model, compile_image_encoder=True, compile_step=True)
+    for name in ("compiled encoder", "compiled + step") * 2:  # compile now, untimed (twice, as in bench_objects)
+        seconds_per_frame(variants[name], video.frames, mask, device)
     best = {name: float("inf") for name in variants}
     for _ in range(repeats):
         for name, predictor in variants.items():

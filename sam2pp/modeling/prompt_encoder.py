@@ -116,7 +116,8 @@ class PromptEncoder(nn.Module):
             batch = coords.shape[0]
             coords = torch.cat([coords, coords.new_zeros(batch, 1, 2)], dim=1)
             labels = torch.cat([labels, labels.new_full((batch, 1), PADDING_LABEL)], dim=1)
-        if labels.numel() and (labels.min() < PADDING_LABEL or labels.max() >= NUM_POINT_LABELS):
+        # A data-dependent check: compiled code (whose callers made the labels) skips it rather than break its graph.
+        if not torch.compiler.is_compiling() and labels.numel() and (labels.min() < PADDING_LABEL or labels.max() >= NUM_POINT_LABELS):
             raise ValueError(f"point labels must lie in [-1, {NUM_POINT_LABELS - 1}], got {labels.unique().tolist()}")
         position = self.pe_layer.encode_pixels(coords, self.input_image_size)
         position = torch.where((labels == PADDING_LABEL).unsqueeze(-1), 0.0, position)

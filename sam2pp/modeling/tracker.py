@@ -141,13 +141,22 @@ def select_closest_cond_frames(
 class Tracker:
     """Runs `SAM2PlusModel` on one frame for one object of one task, as the published video predictor does."""
 
-    def __init__(self, model: SAM2PlusModel, memory_device: torch.device | None = None):
+    def __init__(self, model: SAM2PlusModel, memory_device: torch.device | None = None, compile_step: bool = False):
         """`memory_device`: where inference keeps the memory features (None: the model's device); each step reads
-        the memories it needs back to the model's device."""
+        the memories it needs back to the model's device.
+
+        `compile_step`: run memory attention, the decoder and the memory encoder through `torch.compile` (the
+        published "vos_optimized" mode). Memory attention compiles with dynamic shapes, since an object's memory
+        grows over its first frames; the other two see the same shapes on every tracked frame.
+        """
         self.model = model
         self.config = model.config
         self.memory_device = memory_device
         self._pos_enc: dict[tuple, Tensor] = {}
+        compiled = _compiled if compile_step else lambda fn, **_: fn
+        self._attend_memory = compiled(model.attend_memory, dynamic=True)
+        self._decode = compiled(model.decode)
+        self._encode_memory = compiled(model.encode_memory)
 
     def memory_window(self) -> int:
         """How many frames behind the one being tracked (in the tracking direction) a tracking step reads: the
@@ -199,7 +208,7 @@ class Tracker:
                 frame.pred_masks.to(self.model.device), size=size, mode="bilinear", align_corners=False
             )
         binarize = self.config.binarize_mask_from_pts_for_mem_enc and frame.from_points
-        feats, pos = self.model.encode_memory(
+        feats, pos = self._encode_memory(
             task, features.vision, high_res_masks, frame.object_score_logits.to(self.model.device),
             binarize=binarize,
         )
@@ -235,7 +244,7 @@ class Tracker:
             mask_prompt = mask_prompt if self.config.input_point_task_gaussian_mask else None
         if prev_mask_logits is not None:
             mask_prompt = prev_mask_logits
-        return self.model.decode(
+        return self._decode(
             task, vision, features.high_res, points=points, mask_prompt=mask_prompt,
             multimask=self._multimask(task, is_init, prompt.points),
         )
@@ -255,7 +264,7 @@ class Tracker:
         """Features of a tracked frame after memory attention over the selected memories and object pointers."""
         b = features.vision.shape[0]
         tokens, tokens_pos, n_ptr = self._memory_tokens(frame_idx, memory, num_frames, reverse, b)
-        return self.model.attend_memory(task, features.vision, features.vision_pos, tokens, tokens_pos, n_ptr)
+        return self._attend_memory(task, features.vision, features.vision_pos, tokens, tokens_pos, n_ptr)
 
     def _memory_tokens(self, frame_idx, memory, num_frames, reverse, b=1) -> tuple[Tensor, Tensor, int]:
         """The memory tokens (L, B, Cm) an object's frame attends to, their encodings, and how many are pointers."""
@@ -285,7 +294,7 @@ class Tracker:
         results: list[FrameMemory | None] = [None] * len(memories)
         for (_, n_ptr), rows in groups.items():
             batch = _expand(features, len(rows))
-            vision = self.model.attend_memory(
+            vision = self._attend_memory(
                 task, batch.vision, batch.vision_pos, torch.cat([tokens[i][0] for i in rows], dim=1),
                 torch.cat([tokens[i][1] for i in rows], dim=1), n_ptr,
             )
@@ -303,7 +312,7 @@ class Tracker:
             for k, frame in enumerate(frames):
                 self.encode(task, _expand(batch, 1), frame, high_res_masks[k:k + 1])
             return
-        feats, pos = self.model.encode_memory(
+        feats, pos = self._encode_memory(
             task, batch.vision, high_res_masks, torch.cat([f.object_score_logits for f in frames])
         )
         for k, frame in enumerate(frames):
@@ -378,3 +387,28 @@ def _expand(features: FrameFeatures, b: int) -> FrameFeatures:
     high_res = None if features.high_res is None else [grow(t) for t in features.high_res]
     return FrameFeatures(vision=grow(features.vision), vision_pos=grow(features.vision_pos), high_res=high_res)
 
+
+
+# Graphs one compiled step function may hold: per task, one object or a batch, a memory of one frame or more, and a
+# first call before the modules' lazily filled caches exist (dynamo's default of 8 sends the third task to eager).
+_RECOMPILE_LIMIT = 64
+
+
+def _compiled(fn: Callable, **options) -> Callable:
+    """`fn` through `torch.compile`, called with contiguous tensors: dynamo guards on strides, and the batched and
+    one-object paths hand it views of different layouts, each of which would otherwise compile it again."""
+    compiled = torch.compile(fn, **options)
+
+    def call(*args, **kwargs):
+        with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
+            return compiled(*map(_contiguous, args), **{k: _contiguous(v) for k, v in kwargs.items()})
+
+    return call
+
+
+def _contiguous(value):
+    if isinstance(value, Tensor):
+        return value.contiguous()
+    if isinstance(value, list):
+        return [_contiguous(v) for v in value]
+    return value

@@ -58,6 +58,10 @@ class VideoPredictor:
     compile_image_encoder: run the image encoder through `torch.compile` (its input shape never changes, so it
         compiles once, on the first frame: about a minute on a CPU); the outputs equal eager mode up to float
         rounding.
+    compile_step: run the per-frame step (memory attention, decoder, memory encoder) through `torch.compile`, as
+        the published "vos_optimized" mode does; it compiles over the first tracked frames (about half a minute
+        for `sam2pp_tiny` on a CPU; again for each new batch size of objects) and equals eager mode up to float
+        rounding.
     """
 
     def __init__(
@@ -73,10 +77,12 @@ class VideoPredictor:
         prefetch: int = 4,
         offload_memory: bool = False,
         compile_image_encoder: bool = False,
+        compile_step: bool = False,
     ):
         self.model = model.eval()
         self.threads = apply_threads(threads, model.image_size if model.device.type == "cpu" else None)
-        self.tracker = Tracker(model, memory_device=torch.device("cpu") if offload_memory else None)
+        self.tracker = Tracker(model, memory_device=torch.device("cpu") if offload_memory else None,
+                               compile_step=compile_step)
         cfg = model.config
         self.add_all_frames_to_correct_as_cond = (
             cfg.add_all_frames_to_correct_as_cond if add_all_frames_to_correct_as_cond is None

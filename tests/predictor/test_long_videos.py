@@ -228,3 +228,26 @@ def test_the_compiled_image_encoder_tracks_like_eager_mode(net):
         np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=1e-4, err_msg=f"frame {a.frame_idx}")
         np.testing.assert_allclose(a.boxes_xyxy, b.boxes_xyxy, atol=1e-3, err_msg=f"frame {a.frame_idx}")
     assert len(compiled._compiled) == 1
+
+
+def test_the_compiled_step_tracks_like_eager_mode(net):
+    """torch.compile of memory attention (dynamic shapes: the memory grows for 7 frames), decoder and memory encoder,
+    with two mask objects batched, a box and a point: the same tracks as eager mode, from graphs dynamo compiled."""
+    frames = moving_square(10)
+
+    def tracks(predictor):
+        state = predictor.init_state(frames)
+        predictor.add_mask(state, 0, 1, frames[0, ..., 0] > 200)
+        predictor.add_mask(state, 0, 2, frames[0, ..., 0] < 20)
+        predictor.add_box(state, 0, 3, (3, 7, 15, 19))
+        predictor.add_track_point(state, 0, 4, (9.0, 12.0))
+        return list(predictor.propagate(state, progress=False))
+
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    got = tracks(sam2pp.VideoPredictor(net, compile_step=True, prefetch=0))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs
+    want = tracks(sam2pp.VideoPredictor(net, prefetch=0))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=1e-4, err_msg=f"frame {a.frame_idx}")
+        np.testing.assert_allclose(a.boxes_xyxy, b.boxes_xyxy, atol=1e-3, err_msg=f"frame {a.frame_idx}")
+        np.testing.assert_array_equal(a.points_xy, b.points_xy, err_msg=f"frame {a.frame_idx}")
