@@ -66,7 +66,8 @@ def installed(tmp_path_factory):
 def test_the_wheel_holds_what_a_user_needs(installed):
     *_, wheel = installed
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("sam2pp/widgets/static/prompt_widget.js", "sam2pp/widgets/static/track_viewer.css",
+    for needed in ("sam2pp/widgets/static/prompt_widget.js", "sam2pp/widgets/static/frame_canvas.js",
+                   "sam2pp/widgets/static/track_viewer.css",
                    "sam2pp/csrc/bindings.cpp", "sam2pp/csrc/connected_components.cu",
                    "sam2pp/csrc/connected_components.h", "sam2pp/data/samples.py", "sam2pp-0.1.0.dist-info/LICENSE"):
         assert needed in names or needed.replace("dist-info/", "dist-info/licenses/") in names, needed

@@ -7,7 +7,6 @@ session without the UI. The browser sends canvas pixels; `Viewport` maps them to
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import anywidget
 import traitlets as t
@@ -15,11 +14,11 @@ import traitlets as t
 from sam2pp.io.overlay import object_color
 from sam2pp.widgets import prompts as P
 from sam2pp.widgets.frame_server import FrameServer
+from sam2pp.widgets.front_end import STATIC, esm
 from sam2pp.widgets.tracks import ObjectResult, Track
 from sam2pp.widgets.video import FrameSource, as_frame_source, check_frame_idx
 from sam2pp.widgets.viewport import Viewport
 
-STATIC = Path(__file__).parent / "static"
 TOOLS = ("click", "box", "track_point")
 TOOL_TASKS = {"click": ("mask",), "box": ("mask", "box"), "track_point": ("point",)}
 
@@ -36,7 +35,7 @@ class PromptWidget(anywidget.AnyWidget):
     p propagate. Shift-click is a negative click.
     """
 
-    _esm = STATIC / "prompt_widget.js"
+    _esm = esm("prompt_widget.js")
     _css = STATIC / "prompt_widget.css"
 
     frame_idx = t.Int(0).tag(sync=True)

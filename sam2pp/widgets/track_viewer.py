@@ -20,12 +20,12 @@ from PIL import Image
 from sam2pp.io.formats import ordered_xyxy
 from sam2pp.io.overlay import draw_overlay, object_color, write_animation
 from sam2pp.widgets.frame_server import FrameServer
+from sam2pp.widgets.front_end import STATIC, esm
 from sam2pp.widgets.prompt_widget import PromptWidget, hex_color
 from sam2pp.widgets.tracks import ObjectResult, Track
 from sam2pp.widgets.video import FrameSource, as_frame_source, check_frame_idx
 from sam2pp.widgets.viewport import Viewport
 
-STATIC = Path(__file__).parent / "static"
 EXPORT_FORMATS = ("png", "gif", "mp4")
 
 
@@ -54,7 +54,7 @@ class TrackViewer(anywidget.AnyWidget):
     the widget's current results at all times; give other viewers new results with `update`.
     """
 
-    _esm = STATIC / "track_viewer.js"
+    _esm = esm("track_viewer.js")
     _css = STATIC / "track_viewer.css"
 
     frame_idx = t.Int(0).tag(sync=True)

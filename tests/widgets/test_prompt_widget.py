@@ -9,7 +9,7 @@ import pytest
 from fakes import FakePredictor, gradient_video
 
 import sam2pp.widgets
-from sam2pp.widgets import PromptWidget, Viewport, replay
+from sam2pp.widgets import PromptWidget, TrackViewer, Viewport, replay
 from sam2pp.widgets.encoding import decode_mask_png, encode_mask_png
 
 
@@ -183,9 +183,10 @@ def test_mask_png_round_trip_and_is_small():
 
 
 def test_assets_are_reachable_from_the_package():
-    for name in ("prompt_widget.js", "prompt_widget.css", "track_viewer.js", "track_viewer.css"):
+    for name in ("frame_canvas.js", "prompt_widget.js", "prompt_widget.css", "track_viewer.js", "track_viewer.css"):
         assert (Path(sam2pp.widgets.__file__).parent / "static" / name).is_file()
-    assert "export default" in str(PromptWidget._esm)
+    for widget in (PromptWidget, TrackViewer):  # one module each: the shared part, then the widget's own
+        assert "class FrameStore" in widget._esm and widget._esm.count("export default") == 1
 
 
 def test_interactive_use_keeps_correction_clicks_as_conditioning_frames():
