@@ -40,7 +40,12 @@ def _predictor(args: argparse.Namespace):
         if chosen.warning:
             print(f"warning: {chosen.warning}", file=sys.stderr)
         checkpoint, config = chosen.checkpoint, args.config or chosen.config
-    return VideoPredictor(build_model(config, checkpoint=checkpoint, device=args.device), threads=args.threads)
+    return VideoPredictor(build_model(config, checkpoint=checkpoint, device=args.device), **_predictor_options(args))
+
+
+def _predictor_options(args: argparse.Namespace) -> dict:
+    """`VideoPredictor` options from --threads and --compile."""
+    return {"threads": args.threads, "compile_image_encoder": args.compile, "compile_step": args.compile}
 
 
 def _preview(args: argparse.Namespace) -> dict:
@@ -94,7 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     checkpoint = _checkpoint_file(args.checkpoint) or packaged_checkpoint(DEMO_MODEL)
     model = build_model(args.config or PACKAGED_MODELS[DEMO_MODEL][0], checkpoint=checkpoint, device=args.device)
     print(f"model: {args.checkpoint or DEMO_MODEL + ' (shipped with sam2pp, trained on synthetic clips)'}")
-    predictor = VideoPredictor(model, threads=args.threads)
+    predictor = VideoPredictor(model, **_predictor_options(args))
     video = sample / "JPEGImages" / DEMO_SAMPLE
     prompts = {
         "mask": sample / "Annotations" / DEMO_SAMPLE / "00000.png",
@@ -118,6 +123,9 @@ because importing it imports torch; `sam2pp --help` lists the command with this 
 
 MODEL_CHOICES = ("MCG-NJU/SAM2-Plus", "sam2pp-demo")
 """`track --model` names (checkpoint.HUB_MODELS and PACKAGED_MODELS; listed here so --help needs no torch)."""
+COMPILE_HELP = ("run the image encoder and the per-frame step through torch.compile (the published vos_optimized "
+                "mode): the first frames take a minute or more to compile, later ones are faster (about 15%% for "
+                "the tiny model on one CPU core); for long videos and GPUs")
 TASK_HELP = "mask (video object segmentation), box (single object tracking) or point (point tracking)"
 PROMPT_HELP = ("the prompt, read at --frame: mask: a palette PNG, pixel value = object id (0 = background), every id "
                "is an object; box: a text file of x,y,w,h lines (top-left corner, width, height in pixels; one line "
@@ -136,6 +144,7 @@ def _add_run_options(p: argparse.ArgumentParser, device_help: str) -> None:
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads per op (torch intra-op threads); default: 1 for a small model (input <= 512 px), "
                         "torch's own count (one per core) otherwise; OMP_NUM_THREADS also sets it")
+    p.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     p.add_argument("--preview-size", type=int, default=960, metavar="PX",
                    help="largest width of preview.gif in pixels (default 960; 0 keeps the video's size)")
     p.add_argument("--no-preview", action="store_true", help="do not write preview.gif")

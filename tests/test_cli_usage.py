@@ -90,6 +90,22 @@ def test_preview_size_and_no_preview(clip, tmp_path):
     assert not (tmp_path / "none" / "preview.gif").exists() and (tmp_path / "none" / "Boxes" / "frames.txt").is_file()
 
 
+@pytest.mark.parametrize("flag", [True, False])
+def test_compile_option_compiles_the_image_encoder_and_the_step(clip, tmp_path, monkeypatch, flag):
+    """--compile reaches the predictor (which then compiles nothing here: test_long_videos tests compiling)."""
+    from sam2pp.predictor.video_predictor import VideoPredictor
+
+    seen, init = [], VideoPredictor.__init__
+
+    def spy(self, model, **options):
+        seen.append((options["compile_image_encoder"], options["compile_step"]))
+        init(self, model, **{**options, "compile_image_encoder": False, "compile_step": False})
+
+    monkeypatch.setattr(VideoPredictor, "__init__", spy)
+    assert track(clip, tmp_path, "--prompt", str(clip / "box1.txt"), "--no-preview", *["--compile"] * flag) == 0
+    assert seen == [(flag, flag)]
+
+
 def test_threads_option_sets_torchs_thread_count(clip, tmp_path):
     before = torch.get_num_threads()
     try:

@@ -9,6 +9,7 @@ TASK_CHOICES = ("mask", "box", "point")
 
 
 def add_parser(sub) -> None:
+    from ..cli import COMPILE_HELP
     from ..training.data import LAYOUTS
 
     p = sub.add_parser(
@@ -36,6 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--config", help="preset or config JSON of --checkpoint (default sam2pp_hiera_b+)")
     p.add_argument("--device", default="auto", help="auto (each rank's GPU when there is one), cpu or cuda")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads per op (default: as `sam2pp track`)")
+    p.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     p.add_argument("--shard", default="0/1", metavar="I/N", help="run the I-th of N shares of the videos (machines)")
     p.add_argument("--previews", type=int, default=4, metavar="N",
                    help="pictures of this many worst videos (default 4)")
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     config = BenchmarkConfig(
         dataset=Path(args.dataset), task=args.task, out=Path(args.out), layout=args.layout, split=args.split,
         model=args.model or DEFAULT_MODEL, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-        config=args.config, device=args.device, threads=args.threads, shard=parse_shard(args.shard),
+        config=args.config, device=args.device, threads=args.threads, compile=args.compile,
+        shard=parse_shard(args.shard),
         previews=args.previews,
     )
     result = run_benchmark(config)

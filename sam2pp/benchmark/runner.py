@@ -43,7 +43,8 @@ SETTINGS_FILE = "benchmark.json"
 class BenchmarkConfig:
     """What `sam2pp benchmark` runs. `checkpoint` (with `config`, default sam2pp_hiera_b+) replaces the hub `model`;
     `shard` = (i, n) runs the i-th of n machine shares; `split` None is the layout's evaluation split; `threads` are
-    CPU threads per op (`VideoPredictor`'s default when None)."""
+    CPU threads per op (`VideoPredictor`'s default when None); `compile` runs the image encoder and the per-frame
+    step through `torch.compile`."""
 
     dataset: Path
     task: str
@@ -55,6 +56,7 @@ class BenchmarkConfig:
     config: str | None = None
     device: str = "auto"
     threads: int | None = None
+    compile: bool = False
     shard: tuple[int, int] = (0, 1)
     previews: int = 4
     progress: bool = True
@@ -225,7 +227,8 @@ def load_predictor(config: BenchmarkConfig, world: World) -> VideoPredictor:
     builder's post-processing (`apply_postprocessing=False`: no hole filling, no stability-based multimask choice)
     and with the task's `non_overlap_masks`. A hub model is fetched into the hub cache by rank 0 before the others
     read it there (offline, it must already be cached); a packaged model (`sam2pp-demo`) is read from the package."""
-    task_rules = {"non_overlap_masks": PROTOCOLS[config.task].non_overlap_masks, "threads": config.threads}
+    task_rules = {"non_overlap_masks": PROTOCOLS[config.task].non_overlap_masks, "threads": config.threads,
+                  "compile_image_encoder": config.compile, "compile_step": config.compile}
     if config.checkpoint is None:
         if not world.is_main:
             distributed.barrier(world)

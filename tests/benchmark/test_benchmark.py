@@ -148,6 +148,9 @@ def test_the_predictor_is_built_as_the_published_benchmark_scripts(tmp_path, con
     assert predictor.non_overlap_masks == (task == "mask")
     demo = load_predictor(config(tmp_path, task, tmp_path / "out", checkpoint=None, model="sam2pp-demo", config=None), World())
     assert demo.model.config.image_size == 256 and demo.fill_hole_area == 0
+    assert demo._compiled is None and demo.tracker._decode == demo.model.decode
+    compiled = load_predictor(config(tmp_path, task, tmp_path / "out", compile=True), World())
+    assert compiled._compiled == {} and compiled.tracker._decode != compiled.model.decode
 
 
 def test_got10k_boxes_and_its_submission_files(tmp_path, config):
