@@ -60,8 +60,8 @@ class VideoPredictor:
         rounding.
     compile_step: run the per-frame step (memory attention, decoder, memory encoder) through `torch.compile`, as
         the published "vos_optimized" mode does; it compiles over the first tracked frames (about half a minute
-        for `sam2pp_tiny` on a CPU; again for each new batch size of objects) and equals eager mode up to float
-        rounding.
+        per task for `sam2pp_tiny` on a CPU, and again the first times the number of objects tracked together
+        changes) and equals eager mode up to float rounding.
     """
 
     def __init__(
