@@ -116,9 +116,8 @@ class PromptEncoder(nn.Module):
             batch = coords.shape[0]
             coords = torch.cat([coords, coords.new_zeros(batch, 1, 2)], dim=1)
             labels = torch.cat([labels, labels.new_full((batch, 1), PADDING_LABEL)], dim=1)
-        # A data-dependent check: compiled code (whose callers made the labels) skips it rather than break its graph.
-        if not torch.compiler.is_compiling() and labels.numel() and (labels.min() < PADDING_LABEL or labels.max() >= NUM_POINT_LABELS):
-            raise ValueError(f"point labels must lie in [-1, {NUM_POINT_LABELS - 1}], got {labels.unique().tolist()}")
+        if not torch.compiler.is_compiling():  # data-dependent: it would break a compiled graph, whose callers checked
+            _check_labels(labels)
         position = self.pe_layer.encode_pixels(coords, self.input_image_size)
         position = torch.where((labels == PADDING_LABEL).unsqueeze(-1), 0.0, position)
         return position + self._label_table()[labels + 1]
@@ -183,6 +182,11 @@ class PromptEncoder(nn.Module):
             height, width = self.image_embedding_size
             dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(batch, -1, height, width)
         return PromptEmbeddings(sparse, dense)
+
+
+def _check_labels(labels: Tensor) -> None:
+    if labels.numel() and (labels.min() < PADDING_LABEL or labels.max() >= NUM_POINT_LABELS):
+        raise ValueError(f"point labels must lie in [-1, {NUM_POINT_LABELS - 1}], got {labels.unique().tolist()}")
 
 
 def build_prompt_encoder(config: dict) -> PromptEncoder:
