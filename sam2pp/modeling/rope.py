@@ -8,8 +8,6 @@ Tokens are in row-major order: token t sits at column t % width, row t // width.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -72,7 +70,7 @@ class RoPEAttention(Attention):
         width, height = self.feat_sizes
         if num_tokens == width * height:
             return width, height
-        side = math.isqrt(num_tokens)
+        side = round(num_tokens**0.5)  # exact for any feature grid; math.isqrt would break a compiled graph
         if side * side != num_tokens:
             raise ValueError(
                 f"RoPE got {num_tokens} query tokens: neither feat_sizes={self.feat_sizes} nor a square grid"
