@@ -1,25 +1,13 @@
 """Shared fixtures: where the parity fixtures and sample data live."""
 
-import os
 from pathlib import Path
 
 import pytest
+from availability import ROOT, SHARED, need
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 PARITY = SHARED / "parity"
 DATA = SHARED / "data"
-
-
-def need(path: Path) -> Path:
-    """Skip the calling test, with the reason, when a ../shared fixture is absent; fail instead in CI (CI=true),
-    where ../shared is always laid beside the checkout, so a missing fixture never turns into a green skip."""
-    if not path.exists():
-        message = f"{path} is absent (the ../shared fixtures ship beside the repository, not with it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message}; CI must have them")
-        pytest.skip(message)
-    return path
+__all__ = ["DATA", "PARITY", "ROOT", "SHARED", "need"]  # what the test modules import from here
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from availability import unavailable
 
 from sam2pp.data import samples
 from sam2pp.data.samples import sample_folder
@@ -12,7 +13,7 @@ from sam2pp.io import read_boxes_txt, read_palette_png
 
 def test_the_repository_copy_is_used_in_a_checkout():
     if not (samples.REPO_SAMPLES / "synth-shapes").is_dir():
-        pytest.skip(f"{samples.REPO_SAMPLES} is absent (not a checkout)")
+        unavailable(f"{samples.REPO_SAMPLES} is absent (not a checkout)")
     assert sample_folder("synth-shapes") == samples.REPO_SAMPLES / "synth-shapes"
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from availability import unavailable
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip insta
 jupyter_client = pytest.importorskip("jupyter_client")
 psutil = pytest.importorskip("psutil")
 if CHROMIUM is None:
-    pytest.skip("no chromium binary (apt-get install chromium fonts-liberation)", allow_module_level=True)
+    unavailable("no chromium binary (apt-get install chromium fonts-liberation)")
 
 NOTEBOOK_CELLS = [
     f"""import numpy as np
@@ -171,7 +172,7 @@ def _keep_screenshot(locator, name: str) -> None:
 @pytest.fixture(scope="module")
 def page(lab):
     if not SAMPLE.is_dir():
-        pytest.skip(f"{SAMPLE} is absent")
+        unavailable(f"{SAMPLE} is absent")
     url, token, _, _ = lab
     messages: list[str] = []
     with sync_api.sync_playwright() as pw:
