@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..modeling.model import Points
-from ..modeling.tracker import FramePrompt
+from ..modeling.tracker import TASK_RULES, FramePrompt
 from ..predictor.prompts import gaussian_disc
 from .clip import Clip
 
@@ -32,6 +32,8 @@ REFERENCE_SIZE = 1024
 
 # Modes whose prompt is the frame's output as it is (GT mask, clean box + GT mask, gaussian), not decoded.
 OUTPUT_MODES = frozenset({"mask", "box", "point"})
+# The modes an initial frame of each task's plan can have.
+TASK_MODES = {"mask": {"mask", "noised_box", "click"}, "box": {"box", "noised_box", "click"}, "point": {"point"}}
 BOX_LABELS = (2, 3)
 
 
@@ -202,6 +204,67 @@ def next_correction_click(
     return sample_correction_click(gt, None if from_gt else pred, generator)
 
 
+class ClickSource(Protocol):
+    """Where the correction clicks of a training unroll come from (`unroll(clicks=...)`).
+
+    Called once per correction step `step` (0-based) of frame `frame_idx` with gt, pred bool (N, S, S) (the GT and
+    the current prediction `high_res_logits > 0`); returns one click per object, `Points` (N, 1, 2), labels (N, 1).
+    A seam so that a training step can be replayed from recorded clicks (parity with the published trainer, a logged
+    run) without sharing its random generators.
+    """
+
+    def __call__(self, frame_idx: int, step: int, gt: Tensor, pred: Tensor) -> Points: ...
+
+
+@dataclass
+class DrawnClicks:
+    """The clicks as trained (`next_correction_click`): what `unroll` uses when given no click source.
+
+    rng draws the GT-only decisions (needed only when prob_from_gt > 0), generator the pixels.
+    """
+
+    rng: np.random.Generator | None
+    generator: torch.Generator | None = None
+    prob_from_gt: float = 0.1
+
+    def __call__(self, frame_idx: int, step: int, gt: Tensor, pred: Tensor) -> Points:
+        if self.rng is None and self.prob_from_gt > 0:
+            raise ValueError("drawing correction clicks with prob_from_gt > 0 needs a numpy rng")
+        return next_correction_click(gt, pred, self.rng, self.generator, self.prob_from_gt)
+
+
+@dataclass
+class RecordedClicks:
+    """Clicks given in advance: frame t's step k is `Points(coords[t][k][:, None], labels[t][k][:, None])`.
+
+    coords[t]: (K, N, 2) float32 (x, y) model pixels, labels[t]: (K, N) int (1 positive, 0 negative), for every
+    corrected frame t. Asking for a frame or step that was not recorded is an error, not a silent draw.
+    """
+
+    coords: dict[int, Tensor]
+    labels: dict[int, Tensor]
+
+    def __post_init__(self) -> None:
+        if set(self.coords) != set(self.labels):
+            raise ValueError(f"recorded clicks: coords cover frames {sorted(self.coords)}, "
+                             f"labels {sorted(self.labels)}")
+        for t, xy in self.coords.items():
+            lab = self.labels[t]
+            if xy.ndim != 3 or xy.shape[-1] != 2 or tuple(lab.shape) != tuple(xy.shape[:2]):
+                raise ValueError(f"recorded clicks of frame {t}: coords must be (K, N, 2) and labels (K, N), "
+                                 f"got {tuple(xy.shape)} and {tuple(lab.shape)}")
+
+    def __call__(self, frame_idx: int, step: int, gt: Tensor, pred: Tensor) -> Points:
+        if frame_idx not in self.coords or not 0 <= step < len(self.coords[frame_idx]):
+            have = {t: len(xy) for t, xy in self.coords.items()}
+            raise KeyError(f"no recorded click for step {step} of frame {frame_idx} (recorded: {have})")
+        coords, labels = self.coords[frame_idx][step], self.labels[frame_idx][step]
+        if len(coords) != gt.shape[0]:
+            raise ValueError(f"recorded clicks of frame {frame_idx} are for {len(coords)} objects, the clip has "
+                             f"{gt.shape[0]}")
+        return Points(coords[:, None].to(gt.device, torch.float32), labels[:, None].to(gt.device, torch.int32))
+
+
 def gaussian_targets(points_xy: Tensor, visible: Tensor, size: int, radius: int, sigma: float) -> Tensor:
     """The point task's soft targets: (T, N, 2) points, (T, N) visibility -> (T, N, S, S) float32 gaussian discs.
 
@@ -314,6 +377,54 @@ class PromptPlan:
     def prompt_is_output(self, frame_idx: int) -> bool:
         """Whether the frame's prompt is its output as it is (GT mask, clean box + GT mask, gaussian)."""
         return self.modes.get(frame_idx) in OUTPUT_MODES
+
+    @classmethod
+    def from_decisions(
+        cls,
+        task: str,
+        num_frames: int,
+        use_pt_input: bool,
+        init_cond_frames: list[int],
+        frames_to_correct: list[int],
+        cond_frames: list[int],
+        prompts: dict[int, FramePrompt],
+        modes: dict[int, str],
+    ) -> PromptPlan:
+        """A plan whose decisions were made elsewhere (recorded from the published trainer or a logged run), checked
+        to be one `plan_prompts` could have made, so that a replay fails loudly instead of tracking something else.
+
+        Frames to correct include the initial frames and exist only with `use_pt_input`; conditioning frames are the
+        initial frames and some of the corrected ones; every initial frame has a prompt and a mode of the task, and
+        the prompt is output as it is (`TASK_RULES`) exactly when the mode says so.
+        """
+        where = f"recorded {task} plan"
+        if task not in TASK_DRAWS:
+            raise ValueError(f"{where}: unknown task, expected one of {list(TASK_DRAWS)}")
+        for name, frames in (("init_cond_frames", init_cond_frames), ("frames_to_correct", frames_to_correct),
+                             ("cond_frames", cond_frames)):
+            if len(set(frames)) != len(frames) or not all(0 <= t < num_frames for t in frames):
+                raise ValueError(f"{where}: {name} {frames} must be distinct frames of 0..{num_frames - 1}")
+        if not init_cond_frames:
+            raise ValueError(f"{where}: needs at least one initial conditioning frame")
+        if frames_to_correct and (not use_pt_input or not set(init_cond_frames) <= set(frames_to_correct)):
+            raise ValueError(f"{where}: frames_to_correct {frames_to_correct} must be empty without use_pt_input, "
+                             f"else include the initial frames {init_cond_frames}")
+        if not set(init_cond_frames) <= set(cond_frames) <= {*init_cond_frames, *frames_to_correct}:
+            raise ValueError(f"{where}: cond_frames {cond_frames} must be the initial frames {init_cond_frames} and "
+                             f"some of the corrected frames {frames_to_correct}")
+        if set(prompts) != set(init_cond_frames) or set(modes) != set(init_cond_frames):
+            raise ValueError(f"{where}: prompts (frames {sorted(prompts)}) and modes (frames {sorted(modes)}) must "
+                             f"cover exactly the initial frames {init_cond_frames}")
+        unknown = {t: m for t, m in modes.items() if m not in TASK_MODES[task]}
+        if unknown:
+            raise ValueError(f"{where}: unknown modes {unknown}, expected some of {sorted(TASK_MODES[task])}")
+        rules = TASK_RULES[task]
+        mismatched = [t for t in init_cond_frames if rules.prompt_is_output(prompts[t]) != (modes[t] in OUTPUT_MODES)]
+        if mismatched:
+            raise ValueError(f"{where}: the prompts of frames {mismatched} do not fit their modes (a mask, box or "
+                             "point mode is output as it is: it needs the map, and the box or point with it)")
+        return cls(task, num_frames, use_pt_input, list(init_cond_frames), list(frames_to_correct), list(cond_frames),
+                   dict(prompts), dict(modes))
 
 
 def _check_clip(clip: Clip, draws: _TaskDraws) -> None:

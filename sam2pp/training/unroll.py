@@ -5,7 +5,8 @@ training order: the initial conditioning frames first, then the others in time o
 the prompt encoder and decoder on the frame's memory-conditioned features, feeding the previous step's low-res
 logits (not detached); a corrected frame becomes a conditioning frame. Nothing is detached, so gradients flow back
 through memories and object pointers across the clip. Every decoder run is kept, with all its multimask
-candidates, for the loss.
+candidates, for the loss. The correction clicks come from a `ClickSource`: drawn as trained by default, or given
+(`RecordedClicks`) to replay a recorded step.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import Tensor
 from ..modeling.model import FrameFeatures, HeadOutput, SAM2PlusModel
 from ..modeling.tracker import FrameMemory, FramePrompt, ObjectMemory, Tracker, frame_memory
 from .clip import Clip, ClipOutputs, StepOutput
-from .prompts import PromptConfig, PromptPlan, next_correction_click
+from .prompts import ClickSource, DrawnClicks, PromptConfig, PromptPlan
 
 
 def clip_features(model: SAM2PlusModel, clip: Clip) -> list[FrameFeatures]:
@@ -54,13 +55,19 @@ def unroll(
     clip: Clip,
     plan: PromptPlan,
     config: PromptConfig,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None = None,
     generator: torch.Generator | None = None,
+    *,
+    clicks: ClickSource | None = None,
 ) -> ClipOutputs:
     """Track the clip's objects through all frames as published training does; returns the outputs per frame.
 
-    rng and generator draw the correction clicks (numpy for the GT-only choice, torch for the pixels).
+    rng and generator draw the correction clicks (numpy for the GT-only choice, torch for the pixels) unless
+    `clicks` gives them (e.g. `RecordedClicks`, to replay a recorded step: the clicks depend on the predictions, so
+    a replay cannot draw them in advance from the same generators).
     """
+    if clicks is None:
+        clicks = DrawnClicks(rng, generator, config.prob_to_sample_from_gt)
     features = clip_features(tracker.model, clip)
     memory = ObjectMemory()
     outputs: dict[int, list[StepOutput]] = {}
@@ -69,8 +76,7 @@ def unroll(
         is_init = t in plan.init_cond_frames
         prompt = plan.prompts.get(t)
         if t in plan.frames_to_correct:
-            frame, out, steps = _corrected(tracker, clip, t, features[t], memory, prompt, is_init, config, rng,
-                                           generator)
+            frame, out, steps = _corrected(tracker, clip, t, features[t], memory, prompt, is_init, config, clicks)
         else:
             frame, out = tracker.predict(task, t, features[t], memory, clip.num_frames, prompt, is_init)
             steps = [step_output(out, size)]
@@ -82,7 +88,7 @@ def unroll(
 
 def _corrected(
     tracker: Tracker, clip: Clip, t: int, features: FrameFeatures, memory: ObjectMemory, prompt: FramePrompt | None,
-    is_init: bool, config: PromptConfig, rng: np.random.Generator, generator: torch.Generator | None,
+    is_init: bool, config: PromptConfig, clicks: ClickSource,
 ) -> tuple[FrameMemory, HeadOutput, list[StepOutput]]:
     """Decode frame t, then add `num_correction_clicks` clicks one at a time on the same conditioned features."""
     task, size = clip.task, clip.image_size
@@ -91,8 +97,8 @@ def _corrected(
     out = tracker.decode(task, vision, features, prompt, is_init)
     steps = [step_output(out, size)]
     gt = clip.masks[t] > 0.5
-    for _ in range(config.num_correction_clicks):
-        click = next_correction_click(gt, _binary(out.high_res_masks), rng, generator, config.prob_to_sample_from_gt)
+    for k in range(config.num_correction_clicks):
+        click = clicks(t, k, gt, _binary(out.high_res_masks))
         points = click if prompt.points is None else prompt.points.cat(click)
         prompt = FramePrompt(points=points, prob_map=prompt.prob_map)
         out = tracker.decode(task, vision, features, prompt, is_init, prev_mask_logits=out.low_res_masks)

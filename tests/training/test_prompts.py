@@ -10,9 +10,13 @@ import pytest
 import torch
 
 from sam2pp.predictor.prompts import gaussian_disc
+from sam2pp.modeling.tracker import FramePrompt
 from sam2pp.training.clip import Clip
 from sam2pp.training.prompts import (
+    DrawnClicks,
     PromptConfig,
+    PromptPlan,
+    RecordedClicks,
     box_points,
     gaussian_targets,
     mask_boxes,
@@ -467,3 +471,64 @@ def test_bad_clips_are_named():
     clip.task = "polygon"
     with pytest.raises(ValueError, match="unknown task 'polygon'"):
         plan_prompts(clip, np.random.default_rng(0))
+
+
+# ---- replaying recorded decisions -----------------------------------------------------------------------------------
+
+
+def _decisions(plan: PromptPlan) -> tuple:
+    return (plan.task, plan.num_frames, plan.use_pt_input, plan.init_cond_frames, plan.frames_to_correct,
+            plan.cond_frames, plan.prompts, plan.modes)
+
+
+def test_a_drawn_plan_rebuilds_from_its_decisions(mask_plans, box_plans):
+    for plan in mask_plans[1][:200] + box_plans[1][:200] + draw_plans("point", 20)[1]:
+        assert PromptPlan.from_decisions(*_decisions(plan)) == plan
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"cond_frames": [0, 4]}, "cond_frames"),
+    ({"use_pt_input": False}, "without use_pt_input"),
+    ({"frames_to_correct": [3, 4]}, "include the initial frames"),
+    ({"modes": {0: "scribble"}}, "unknown modes"),
+    ({"modes": {0: "box"}}, "unknown modes"),
+    ({"modes": {0: "mask"}}, "do not fit their modes"),
+    ({"prompts": {}}, "cover exactly"),
+    ({"init_cond_frames": [0, 0]}, "distinct"),
+    ({"frames_to_correct": [0, T]}, "distinct frames"),
+])
+def test_inconsistent_decisions_are_refused(change, message):
+    decisions = dict(task="mask", num_frames=T, use_pt_input=True, init_cond_frames=[0], frames_to_correct=[0, 3],
+                     cond_frames=[0, 3], prompts={0: FramePrompt()}, modes={0: "click"})
+    PromptPlan.from_decisions(**decisions)
+    with pytest.raises(ValueError, match=message):
+        PromptPlan.from_decisions(**{**decisions, **change})
+
+
+def test_drawn_clicks_are_next_correction_click():
+    gt, pred = error_masks()
+    a = DrawnClicks(np.random.default_rng(5), torch.Generator().manual_seed(6), 0.5)
+    rng, generator = np.random.default_rng(5), torch.Generator().manual_seed(6)
+    for k in range(20):
+        mine, reference = a(0, k, gt, pred), next_correction_click(gt, pred, rng, generator, 0.5)
+        assert torch.equal(mine.coords, reference.coords) and torch.equal(mine.labels, reference.labels)
+    with pytest.raises(ValueError, match="numpy rng"):
+        DrawnClicks(None, None, 0.1)(0, 0, gt, pred)
+    assert DrawnClicks(None, torch.Generator().manual_seed(1), 0.0)(0, 0, gt, pred).coords.shape == (len(gt), 1, 2)
+
+
+def test_recorded_clicks_give_each_step_its_click_and_refuse_the_unrecorded():
+    coords = torch.arange(3 * N * 2, dtype=torch.float32).reshape(3, N, 2)
+    labels = torch.tensor([[1, 0], [0, 1], [1, 1]], dtype=torch.int32)
+    clicks = RecordedClicks({2: coords}, {2: labels})
+    gt = torch.zeros(N, S, S, dtype=torch.bool)
+    click = clicks(2, 1, gt, gt)
+    assert torch.equal(click.coords, coords[1][:, None]) and torch.equal(click.labels, labels[1][:, None])
+    for frame, step in ((2, 3), (0, 0)):
+        with pytest.raises(KeyError, match="no recorded click"):
+            clicks(frame, step, gt, gt)
+    with pytest.raises(ValueError, match="objects"):
+        clicks(2, 0, gt[:1], gt[:1])
+    with pytest.raises(ValueError, match=r"\(K, N, 2\)"):
+        RecordedClicks({2: coords[0]}, {2: labels[0]})
+
