@@ -2,7 +2,9 @@
 
 `sam2pp_hiera_b+` is the published "hiera b+ predmasks decoupled MAME" model behind `checkpoint_phase123.pt`, with the
 published builder's default post-processing on. `sam2pp_tiny` is the same architecture at 256 px with a 2.7 M-parameter
-trunk: every code path of b+, fast enough for tests, demos and CPU notebooks.
+trunk: every code path of b+, fast enough for tests, demos and CPU notebooks. `sam2pp_small` is `sam2pp_tiny` twice as
+wide (32-channel first stage with two heads, 128-channel features, 64-channel memories; 7.8 M parameters), the
+capacity comparison of `docs/training-diagnostics.md`.
 """
 
 from __future__ import annotations
@@ -27,15 +29,14 @@ def _hiera_b_plus() -> ModelConfig:
     return ModelConfig(apply_postprocessing=True)
 
 
-def _tiny() -> ModelConfig:
-    width, mem = 64, 16
+def _tiny(embed: int = 16, heads: int = 1, width: int = 64, mem: int = 16) -> ModelConfig:
     rope = dict(embedding_dim=width, feat_sizes=(16, 16))
     return ModelConfig(
         image_size=256,
         image_encoder=ImageEncoderConfig(
             trunk=HieraConfig(
-                embed_dim=16,
-                num_heads=1,
+                embed_dim=embed,
+                num_heads=heads,
                 stages=(1, 2, 4, 1),
                 global_att_blocks=(5, 6),
                 window_spec=(8, 4, 6, 3),
@@ -44,7 +45,7 @@ def _tiny() -> ModelConfig:
             neck=FpnNeckConfig(
                 position_encoding=SinePositionConfig(num_pos_feats=width),
                 d_model=width,
-                backbone_channel_list=(128, 64, 32, 16),
+                backbone_channel_list=(8 * embed, 4 * embed, 2 * embed, embed),
             ),
         ),
         memory_attention=MemoryAttentionConfig(
@@ -52,7 +53,7 @@ def _tiny() -> ModelConfig:
             num_layers=2,
             layer=MemoryAttentionLayerConfig(
                 d_model=width,
-                dim_feedforward=256,
+                dim_feedforward=4 * width,
                 self_attention=RoPEAttentionConfig(**rope),
                 cross_attention=RoPEAttentionConfig(**rope, rope_k_repeat=True, kv_in_dim=mem),
             ),
@@ -83,6 +84,7 @@ def _with_width(cfg: ModelConfig) -> ModelConfig:
 PRESETS: dict[str, Callable[[], ModelConfig]] = {
     "sam2pp_hiera_b+": _hiera_b_plus,
     "sam2pp_tiny": lambda: _with_width(_tiny()),
+    "sam2pp_small": lambda: _with_width(_tiny(embed=32, heads=2, width=128, mem=64)),
 }
 
 

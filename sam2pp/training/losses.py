@@ -12,6 +12,12 @@ Normalisation: most terms are divided by `num_objects` (the objects per clip ave
 `num_objects_for_loss`); the box CIoU and L1 are not, and the box L1 is summed over every candidate without the
 presence mask (the published accumulation). Both box quirks are kept by default and can be switched off in
 `LossConfig`.
+
+One term is not published: `loss_peak` of the point task (weight `LossWeights.peak`, 0 by default, when it is not
+computed at all). The published point terms let a head trained from scratch satisfy the soft-argmax L1 with a broad
+map that has no peak at the point, while inference reads the arg-max; the peak term is the KL divergence from the
+normalised target disc to the softmax of the logits over all pixels, which is lowest with the map's mass (and so its
+arg-max) on the point. Fine-tuning published weights keeps it off.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ class LossWeights:
     """One task's term weights (published `weight_dict`); they also weigh the terms that pick the best candidate.
 
     `mask` weighs the sigmoid focal term, `object_class` the object-score BCE (`loss_class`); `ciou` and `l1` exist
-    only for the tasks that compute them (box: both; point: `l1`, the soft-argmax coordinate term).
+    only for the tasks that compute them (box: both; point: `l1`, the soft-argmax coordinate term). `peak` weighs
+    the point task's optional `loss_peak` (not published; 0 leaves it uncomputed).
     """
 
     mask: float
@@ -50,6 +57,7 @@ class LossWeights:
     object_class: float = 1.0
     ciou: float = 0.0
     l1: float = 0.0
+    peak: float = 0.0
 
     def by_key(self) -> dict[str, float]:
         """The weights under the published loss keys (`loss_mask`, ..., `loss_class`)."""
@@ -92,10 +100,11 @@ class LossConfig:
             raise ValueError(f"LossConfig.weights needs exactly the tasks {sorted(_TASK_LOSSES)}; "
                              f"missing {sorted(missing)}, unknown {sorted(unknown)}")
         for task, weights in self.weights.items():
-            extra = [k for k, w in weights.by_key().items() if w != 0 and k not in _TASK_LOSSES[task].keys]
+            known = _TASK_LOSSES[task].keys + _TASK_LOSSES[task].optional
+            extra = [k for k, w in weights.by_key().items() if w != 0 and k not in known]
             if extra:
                 raise ValueError(f"LossConfig.weights[{task!r}] weighs {extra}, which the {task} loss does not "
-                                 f"compute (it computes {list(_TASK_LOSSES[task].keys)})")
+                                 f"compute (it computes {list(known)})")
 
 
 def num_objects_for_loss(n_local: int) -> float:
@@ -134,7 +143,7 @@ def clip_loss(outputs: ClipOutputs, clip: Clip, num_objects: float,
             candidates = task.candidates(step, targets, num_objects, config)
             for key, value in _reduce(candidates, weights, task.selection, config).items():
                 totals[key] = totals[key] + value if key in totals else value
-    totals = {key: totals[key] for key in task.keys}
+    totals = {key: totals[key] for key in task.keys + tuple(k for k in task.optional if weights[k] != 0)}
     zero = clip.masks.new_zeros(())
     totals[CORE_LOSS_KEY] = sum((weights[k] * v for k, v in totals.items() if weights[k] != 0), zero)
     return totals
@@ -211,6 +220,17 @@ def soft_argmax(logits: Tensor) -> Tensor:
     return torch.stack([x, y], -1) / size
 
 
+def peak_divergence(logits: Tensor, heat: Tensor) -> Tensor:
+    """KL(q || softmax(logits)) over all S² pixels of (N, M, S, S) maps, q the heat map normalised to sum 1; (N, M).
+
+    0 when the softmax equals the target disc; an all-zero heat map (an absent point) gives 0.
+    """
+    log_p = logits.flatten(2).log_softmax(-1)
+    q = heat.flatten(2)
+    q = q / q.sum(-1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
+    return (torch.xlogy(q, q) - q * log_p).sum(-1)
+
+
 # --- the three tasks -----------------------------------------------------------------------------------------------
 
 
@@ -240,12 +260,14 @@ class _Candidates:
 
 @dataclass(frozen=True)
 class _TaskLoss:
-    """A task's loss: its published keys, the terms that pick the best candidate, and how a step is scored."""
+    """A task's loss: its published keys, the terms that pick the best candidate, how a step is scored, and the
+    unpublished keys it computes only when weighted (they then also take part in the selection)."""
 
     keys: tuple[str, ...]
     selection: tuple[str, ...]
     targets: Callable[[Clip, int], _Targets]
     candidates: Callable[[StepOutput, _Targets, float, LossConfig], _Candidates]
+    optional: tuple[str, ...] = ()
 
 
 def _object_class(step: StepOutput, present: Tensor, num_objects: float) -> Tensor:
@@ -328,6 +350,8 @@ def _point_candidates(step: StepOutput, targets: _Targets, num_objects: float, c
         "loss_l1": (soft_argmax(logits) - targets.coords).abs().sum(-1) / num_objects,
         "loss_iou": (step.ious.float() - iou).abs() / num_objects,
     }
+    if config.weights["point"].peak != 0:
+        terms["loss_peak"] = peak_divergence(logits, heat) / num_objects
     return _Candidates(terms, _object_class(step, targets.present, num_objects), targets.present)
 
 
@@ -337,7 +361,8 @@ _TASK_LOSSES: dict[str, _TaskLoss] = {
     "box": _TaskLoss(("loss_mask", "loss_dice", "loss_ciou", "loss_l1", "loss_iou", "loss_class"),
                      ("loss_mask", "loss_dice", "loss_ciou", "loss_l1"), _box_targets, _box_candidates),
     "point": _TaskLoss(("loss_mask", "loss_dice", "loss_iou", "loss_class", "loss_l1"),
-                       ("loss_mask", "loss_dice", "loss_l1"), _point_targets, _point_candidates),
+                       ("loss_mask", "loss_dice", "loss_l1", "loss_peak"), _point_targets, _point_candidates,
+                       optional=("loss_peak",)),
 }
 
 
@@ -347,7 +372,7 @@ def _reduce(candidates: _Candidates, weights: dict[str, float], selection: tuple
     per_output = candidates.per_output
     num_outputs = per_output["loss_iou"].shape[1]
     if num_outputs > 1:
-        combo = sum(weights[k] * per_output[k] for k in selection)
+        combo = sum(weights[k] * per_output[k] for k in selection if k in per_output)
         best = combo.argmin(-1, keepdim=True)
         picked = {k: v.gather(1, best) for k, v in per_output.items()}
         if config.supervise_all_iou:

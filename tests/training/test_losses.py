@@ -18,6 +18,7 @@ from sam2pp.training.losses import (
     LossWeights,
     clip_loss,
     num_objects_for_loss,
+    peak_divergence,
     published_weights,
     soft_argmax,
 )
@@ -169,6 +170,59 @@ def test_soft_argmax_finds_a_peak():
     logits = torch.full((1, 1, S, S), -50.0)
     logits[0, 0, 2, 5] = 50.0  # row y=2, column x=5
     assert soft_argmax(logits)[0, 0].tolist() == pytest.approx([5 / S, 2 / S], abs=1e-6)
+
+
+def gaussian_disc(x: float, y: float, sigma: float = 1.5) -> torch.Tensor:
+    grid = torch.arange(S, dtype=torch.float32)
+    return torch.exp(-((grid[None, :] - x) ** 2 + (grid[:, None] - y) ** 2) / (2 * sigma**2))
+
+
+def with_peak(weight: float) -> LossConfig:
+    weights = published_weights()
+    weights["point"] = replace(weights["point"], peak=weight)
+    return LossConfig(weights=weights)
+
+
+def test_point_peak_term_is_off_by_default_and_weighted_when_on():
+    clip = random_clip("point")
+    outputs = random_outputs(clip, ms=(1, 1))  # one candidate: the peak term cannot change which one is scored
+    published = clip_loss(outputs, clip, 2.0)
+    peaked = clip_loss(outputs, clip, 2.0, with_peak(2.0))
+    assert "loss_peak" not in published
+    for key in published:
+        if key != "core_loss":
+            assert peaked[key].item() == pytest.approx(published[key].item(), rel=1e-6)
+    assert peaked["loss_peak"].item() > 0
+    assert peaked["core_loss"].item() == pytest.approx(published["core_loss"].item() + 2 * peaked["loss_peak"].item(),
+                                                        rel=1e-5)
+    with pytest.raises(ValueError, match="loss_peak"):
+        weights = published_weights()
+        weights["mask"] = replace(weights["mask"], peak=1.0)
+        LossConfig(weights=weights)
+
+
+def test_point_peak_divergence_is_lowest_on_the_point_and_zero_when_absent():
+    heat = gaussian_disc(11, 4)[None, None]
+    on = (heat * 10).log()
+    off = (gaussian_disc(3, 12)[None, None] * 10).log()
+    assert peak_divergence(on, heat).item() == pytest.approx(0.0, abs=1e-4)
+    assert peak_divergence(off, heat).item() > 5
+    assert peak_divergence(off, torch.zeros_like(heat)).item() == 0.0
+
+
+def test_point_peak_term_moves_the_arg_max_of_a_flat_map_onto_the_point():
+    target = gaussian_disc(11, 4)[None, None]
+    clip = Clip("point", torch.empty(0), target[None, :, 0], torch.ones(1, 1, dtype=torch.bool), None,
+                torch.tensor([[[11.0, 4.0]]]))
+    logits = torch.full((1, 1, S, S), -5.0, requires_grad=True)
+    optimizer = torch.optim.Adam([logits], lr=0.1)
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = single_output_loss(clip, logits, torch.ones(1, 1), torch.ones(1, 1) * 5, with_peak(1.0))
+        loss["loss_peak"].backward()
+        optimizer.step()
+    y, x = divmod(int(logits.detach().flatten().argmax()), S)
+    assert (x, y) == (11, 4)
 
 
 def test_num_objects_for_loss_clamps_and_reduces(tmp_path):
