@@ -212,10 +212,13 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return p
 
 
+HINTED = ("track", "demo")  # the commands whose --config picks the model (`train` answers its own --init mismatch)
+
+
 def _hint(args: argparse.Namespace, error: Exception) -> str:
     """The next step for an error that has an obvious one: a checkpoint that does not fit the config tried."""
     checkpoint = sys.modules.get(f"{__package__}.checkpoint")
-    if checkpoint is None or not isinstance(error, checkpoint.CheckpointMismatchError) or "config" not in args:
+    if checkpoint is None or not isinstance(error, checkpoint.CheckpointMismatchError) or args.command not in HINTED:
         return ""
     tried = args.config or {"track": "sam2pp_hiera_b+", "demo": "sam2pp_tiny"}.get(args.command, "the default")
     return (f"\nhint: the checkpoint's keys do not fit the {tried} config; pass --config with the preset "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .ablation import DEFAULT_AXES, MODULES
 
@@ -50,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"torchrun --nproc_per_node {args.torchrun} -m sam2pp train {planned.folder / 'config.json'} "
                       f"--out {planned.folder} --resume")
         return 0
-    result = ablate(grid, config, args.out, seeds=args.seeds, workers=args.workers)
+    try:
+        result = ablate(grid, config, args.out, seeds=args.seeds, workers=args.workers)
+    except KeyboardInterrupt:
+        print("sam2pp ablate: interrupted; rerun the same command to continue (finished runs are read, not "
+              "retrained; the others resume from their last resume point)", file=sys.stderr)
+        return 130
     print(result.markdown())
     print()
     print(f"mean ± std over {len(args.seeds)} seed(s):")

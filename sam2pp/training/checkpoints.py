@@ -13,7 +13,7 @@ import copy
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
@@ -26,11 +26,29 @@ RESUME_FILE = "resume.pt"
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """Write to `<path>.tmp`, then rename over `path`: a crash never leaves a half-written file."""
+    """`torch.save` through `atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write `<path>.tmp`, flush it to the disk, then rename it over `path`: a kill (or a power cut) at any moment
+    leaves the previous file or the new one, never a partial one. A `.tmp` left by a kill is simply overwritten."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself reaches the disk
+    finally:
+        os.close(folder)
 
 
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -77,8 +95,10 @@ def load_resume(path: Path) -> dict[str, Any]:
     """The resume file's contents; a clear error for a file that is not one."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a truncated or foreign file
-        raise ValueError(f"cannot read resume file {path}: {exc}") from exc
+    except Exception as exc:  # torch raises several types, with long messages, for a truncated or foreign file
+        reason = str(exc).split(". ", 1)[0].splitlines()[0]
+        raise ValueError(f"cannot read resume file {path}, truncated or corrupt ({reason}); nothing in the run "
+                         f"folder was changed") from exc
     missing = {"model", "optimizer", "step", "history", "config", "rng"} - set(data if isinstance(data, dict) else {})
     if missing:
         raise ValueError(f"{path} is not a sam2pp resume file (missing {sorted(missing)})")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 TASK_CHOICES = ("mask", "box", "point")
@@ -33,15 +35,24 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, help="override the number of optimiser steps")
     p.add_argument("--device", help="auto (default), cpu or cuda")
     p.add_argument("--threads", type=int, help="intra-op threads per process (OMP_NUM_THREADS wins)")
-    p.add_argument("--resume", action="store_true", help="continue from --out/resume.pt when it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its resume.pt (with the same config and data; device, "
+                        "threads, logging, saving and validation settings may change)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in an --out that holds an earlier run, deleting its checkpoints and logs; "
+                        "without it (or --resume), such a folder is an error")
     p.add_argument("--dump-config", action="store_true", help="print the resolved config as JSON and exit")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Errors that need more than `sam2pp train: error: <message>` are answered here: Ctrl-C with the command that
+    continues the run, a diverged run in one line, a mismatched --init with what to change."""
     import json
 
+    from ..checkpoint import CheckpointMismatchError
     from .config import load_config
+    from .interrupt import TrainingInterrupted
     from .loop import train
 
     config = resolve(args, load_config(args.config))
@@ -50,7 +61,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise ValueError("--out is required: the folder the run writes its checkpoints and logs to")
-    result = train(config, args.out, resume=args.resume)
+    try:
+        result = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
+    except TrainingInterrupted as stop:
+        print(f"sam2pp train: {stop}\ncontinue with: {resume_command(args)}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"sam2pp train: interrupted; the run continues from its last resume point in {args.out} (if one "
+              f"was written) with: {resume_command(args)}", file=sys.stderr)
+        return 130
+    except FloatingPointError as err:
+        print(f"sam2pp train: error: {err}", file=sys.stderr)
+        return 2
+    except CheckpointMismatchError as err:
+        raise ValueError(f"--init {config.init}: {err}\nhint: --init must be a checkpoint of the training config's "
+                         f"model ({config.model!r}); for another model, set \"model\" (a preset or a model config "
+                         f".json) in a training config .json (`sam2pp train {args.config} --dump-config` prints "
+                         f"one)") from err
     if result.history:
         last = result.history[-1]
         print(f"trained {last['step']} steps; checkpoint {result.checkpoint}")
@@ -61,6 +88,10 @@ def resolve(args: argparse.Namespace, config):
     """The config with the command line's overrides applied."""
     from .config import DataSource
 
+    for name in ("steps", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {value}")
     sources = []
     for item in args.data:
         task, _, root = item.rpartition("=")
@@ -80,6 +111,19 @@ def resolve(args: argparse.Namespace, config):
     if args.val is not None:
         config.validation.root = args.val
     return config
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The `sam2pp train` command that continues this run: the same arguments with --resume."""
+    words = ["sam2pp", "train", args.config, "--out", args.out]
+    options = {"--init": args.init, "--split": None if args.split == "train" else args.split, "--val": args.val,
+               "--steps": args.steps, "--device": args.device, "--threads": args.threads}
+    for flag, value in options.items():
+        if value is not None:
+            words += [flag, str(value)]
+    if args.data:
+        words += ["--data", *args.data]
+    return shlex.join([*words, "--resume"])
 
 
 def tasks_with_truth(root: Path, split: str) -> list[str]:

@@ -28,13 +28,15 @@ from ..checkpoint import load_strict, read_checkpoint, resolve_config
 from ..modeling.model import SAM2PlusModel
 from ..modeling.tracker import Tracker
 from . import distributed
-from .checkpoints import MODEL_FILE, RESUME_FILE, load_resume, restore_rng_states, save_model, save_resume
+from .checkpoints import MODEL_FILE, RESUME_FILE, atomic_write_text, restore_rng_states, save_model, save_resume
 from .clip import Clip
 from .config import TrainConfig
+from .interrupt import StopRequest, TrainingInterrupted
 from .losses import clip_loss, num_objects_for_loss
-from .monitor import Monitor
+from .monitor import METRICS_FILE, Monitor, read_records
 from .optim import apply_lora, build_optimizer, clip_gradients, format_trainable_table, freeze, set_progress, task_of
 from .prompts import plan_prompts
+from .run_folder import CONFIG_FILE, clear_run, open_run
 from .sources import ClipSources
 from .unroll import unroll
 
@@ -110,22 +112,27 @@ def train(
     *,
     init: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     callback: Callable[[dict], None] | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train as `config` says, writing checkpoints, logs and pictures to `out`; returns the history.
 
     `callback(record)` is called on rank 0 after every step with the step's record (for live plots); `resume`
-    continues from `out/resume.pt` when it exists.
+    continues from `out/resume.pt` when it exists (with the same config only); `overwrite` deletes an earlier run's
+    files in `out`, which are otherwise an error (`run_folder.open_run`). Ctrl-C stops after the current step with
+    a resume point written, raising `TrainingInterrupted`; a non-finite loss or update raises FloatingPointError
+    before anything of that step is saved.
     """
+    out = Path(out)
+    state = open_run(out, config, resume, overwrite)
     world = distributed.setup(config.device)
     _set_threads(config.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    out = Path(out)
     try:
         model = build_training_model(config, init)
         config.validate(model.image_size)
-        return _Run(config, out, model, world, callback, progress).run(resume)
+        return _Run(config, out, model, world, callback, progress).run(state, clear=overwrite)
     finally:
         distributed.teardown(world)
 
@@ -158,21 +165,32 @@ class _Run:
         self.monitor = Monitor(out, config, world, progress)
         self.history: list[dict] = []
         self.validations: list[dict] = []
+        self.saved = 0  # the step of the resume point on disk
 
-    def run(self, resume: bool) -> TrainResult:
-        start = self._resume() if resume else 0
+    def run(self, state: dict | None, clear: bool) -> TrainResult:
+        """The loop, from `state` (a resume file's contents) or step 0; `clear` deletes an earlier run's files."""
+        start = self._resume(state) if state is not None else 0
         if self.world.is_main:
+            if clear:
+                clear_run(self.out)
             self.monitor.announce(format_trainable_table(self.model), self.sources.describe())
-            self.config.to_json(self.out / "config.json")
+            atomic_write_text(self.out / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2) + "\n")
         self.monitor.start(start, self.config.steps)
-        for step in range(start, self.config.steps):
-            record = self._step(step)
-            self.history.append(record)
-            self.monitor.step(record)
-            if self.world.is_main and self.callback is not None:
-                self.callback(record)
-            self._periodic(step + 1)
-        self.monitor.close()
+        try:
+            with StopRequest(not self.world.distributed, self.world.is_main) as stop:
+                for step in range(start, self.config.steps):
+                    record = self._step(step)
+                    self.history.append(record)
+                    self.monitor.step(record)
+                    if self.world.is_main and self.callback is not None:
+                        self.callback(record)
+                    self._periodic(step + 1)
+                    if stop.requested and step + 1 < self.config.steps:
+                        if self.saved != step + 1:
+                            self._save(step + 1)
+                        raise TrainingInterrupted(step + 1, self.config.steps, self.out / RESUME_FILE)
+        finally:
+            self.monitor.close()
         return TrainResult(self.history, self.validations, self.out, self.out / MODEL_FILE, self.model)
 
     def _step(self, step: int) -> dict:
@@ -191,15 +209,19 @@ class _Run:
                 losses, outputs = self.objective(clip, seeds)
             loss = losses["core_loss"]
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"step {step}: non-finite {task} loss {loss.item()} on clip "
-                                         f"{clip.video}@{clip.start}")
+                terms = ", ".join(f"{k} {v.item()}" for k, v in losses.items() if not torch.isfinite(v))
+                raise FloatingPointError(f"step {step + 1}: the {task} loss is not finite ({terms}) on clip "
+                                         f"{clip.video}@{clip.start}; {self._kept()}")
             (loss / len(indices)).backward()
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + value.item() / len(indices)
             clips.append((clip, outputs))
         self._drop_other_tasks(task)
         lrs = set_progress(self.optimizer, cfg.optim, fraction)
-        clip_gradients(self.model, cfg.optim)
+        norm = clip_gradients(self.model, cfg.optim)
+        if norm is not None and not torch.isfinite(norm):
+            raise FloatingPointError(f"step {step + 1}: the {task} gradient norm is {norm.item()} (the loss "
+                                     f"{totals['core_loss']:.4g} is finite); {self._kept()}")
         self.optimizer.step()
         seconds = time.perf_counter() - tic
         self.monitor.maybe_picture(step, task, *clips[-1])
@@ -241,11 +263,22 @@ class _Run:
         if last or (every and done % every == 0):
             self._validate(done)
 
+    def _kept(self) -> str:
+        """Where a run that stops on a non-finite value leaves its files."""
+        if not self.saved:
+            return "stopped before any checkpoint was written"
+        return f"stopped; {self.out / RESUME_FILE} and {MODEL_FILE} of step {self.saved} are untouched"
+
     def _save(self, done: int) -> None:
+        bad = next((n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()), None)
+        if bad is not None:
+            raise FloatingPointError(f"step {done}: weight {bad} is no longer finite after the update; "
+                                     f"{self._kept()}")
         if self.world.is_main:
             save_model(self.model, self.out / MODEL_FILE)
             save_resume(self.out / RESUME_FILE, self.model, self.optimizer, done,
                         {"history": self.history, "validations": self.validations}, self.config.to_dict())
+        self.saved = done
         distributed.barrier(self.world)
 
     def _validate(self, done: int) -> None:
@@ -256,11 +289,7 @@ class _Run:
             self.monitor.validation(record)
         distributed.barrier(self.world)
 
-    def _resume(self) -> int:
-        path = self.out / RESUME_FILE
-        if not path.is_file():
-            return 0
-        state = load_resume(path)
+    def _resume(self, state: dict) -> int:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         restore_rng_states(state["rng"])
@@ -268,11 +297,12 @@ class _Run:
         self.validations = list(state["history"]["validations"])
         if self.world.is_main:
             print(f"resuming {self.out} at step {state['step']} of {self.config.steps}")
-        return int(state["step"])
+        self.saved = int(state["step"])
+        return self.saved
 
 
 def read_history(out: str | Path) -> list[dict]:
-    """The per-step records a run wrote to `out/metrics.jsonl` (what notebooks plot)."""
-    path = Path(out) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The per-step records a run wrote to `out/metrics.jsonl` (what notebooks plot; a line being written is left
+    out)."""
+    return read_records(Path(out) / METRICS_FILE)[0]
 

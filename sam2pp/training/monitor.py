@@ -5,14 +5,19 @@ scalars (per task and loss component, learning rate per parameter group), predic
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .checkpoints import atomic_write_text
 from .clip import Clip, ClipOutputs
 from .pictures import prediction_grid
+
+METRICS_FILE = "metrics.jsonl"
+VALIDATION_FILE = "validation.jsonl"
 
 
 class Monitor:
@@ -35,15 +40,15 @@ class Monitor:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        _truncate_jsonl(self.out / "metrics.jsonl", step)
-        _truncate_jsonl(self.out / "validation.jsonl", step)
+        _truncate_jsonl(self.out / METRICS_FILE, step)
+        _truncate_jsonl(self.out / VALIDATION_FILE, step)
         self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=step)
         self.bar = tqdm(total=steps, initial=step, desc="train", unit="step", disable=not self.progress)
 
     def step(self, record: dict) -> None:
         if not self.active:
             return
-        with open(self.out / "metrics.jsonl", "a") as f:
+        with open(self.out / METRICS_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
         step, task = record["step"], record["task"]
         if step % self.config.log_every == 0:
@@ -69,7 +74,7 @@ class Monitor:
     def validation(self, record: dict) -> None:
         if not self.active:
             return
-        with open(self.out / "validation.jsonl", "a") as f:
+        with open(self.out / VALIDATION_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
         for task, scores in record["scores"].items():
             for metric, value in scores.items():
@@ -86,8 +91,29 @@ class Monitor:
 
 
 def _truncate_jsonl(path: Path, step: int) -> None:
-    """Forget records past `step` (a resumed run redoes the steps after its last save)."""
+    """Forget records past `step` (a resumed run redoes the steps after its last save); rewritten atomically."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+    records, cut = read_records(path)
+    if cut:
+        print(f"warning: {path}: dropped its last line, cut short by an interrupted write", file=sys.stderr)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records if r["step"] <= step))
+
+
+def read_records(path: Path) -> tuple[list[dict], bool]:
+    """The records of a `.jsonl` log, and whether its last line was cut short (a kill while it was written; it is
+    left out). Any other line that is not JSON is an error naming the file and the line."""
+    lines = path.read_text().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                return records, True
+            raise ValueError(f"{path}, line {number}: not a JSON record ({err})") from err
+    return records, False

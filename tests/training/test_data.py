@@ -321,6 +321,10 @@ def _replace_line(path: Path, index: int, text: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 def _npz(path: Path, **arrays) -> None:
     with open(path, "wb") as f:
         np.savez(f, **arrays)
@@ -362,6 +366,17 @@ SCAN_PROBLEMS = {
                                        "train/Visibles/a.txt", "9 visibility lines"),
     "visibles with a bad value": ("tag", "box", lambda r: _replace_line(r / "train/Visibles/b.txt", 0, "yes"),
                                   "train/Visibles/b.txt", "0 or 1"),
+    "truncated JPEG frame": ("section4", "box", lambda r: _cut(r / "JPEGImages/a/00006.jpg"), "JPEGImages/a/00006.jpg",
+                             "truncated"),
+    "truncated mask": ("section4", "mask", lambda r: _cut(r / "Annotations/b/00005.png"), "Annotations/b/00005.png",
+                       "Truncated"),
+    "more masks than frames": ("section4", "mask", lambda r: (r / "JPEGImages/a/00009.jpg").unlink(), "Annotations/a",
+                               "(00009.png)"),
+    "first frame without its mask": ("section4", "mask", lambda r: (r / "Annotations/b/00000.png").unlink(),
+                                     "Annotations/b/00000.png", "not found"),
+    "points without visibs": ("section4", "point",
+                              lambda r: _npz(r / "Points/a.npz", trajs_2d=_ok_tracks()["trajs_2d"]), "Points/a.npz",
+                              "visibs"),
     "ImageSets entry without its folder": ("tag", "mask",
                                            lambda r: (r / "ImageSets/train.txt").write_text("a\nb\nghost\n"),
                                            "ImageSets/train.txt", "'ghost'"),

