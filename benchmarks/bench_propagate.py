@@ -8,8 +8,13 @@ resident size at that moment. Video decoding is not timed: the frames are a synt
     python benchmarks/bench_propagate.py [--device cpu] [--configs sam2pp_tiny sam2pp_hiera_b+] [--frames 8 32]
 
 Other measurements (`--mode`), each on the chosen configs unless said:
-    decode   seconds per frame over a folder of 1080p JPEGs: decoded on demand, decoded ahead on a background thread
-             (the default), and pre-decoded into memory (one mask object)
+    decode   seconds per frame (one mask object) over a folder of 1080p JPEGs (--video, or synthetic frames), an
+             H.264 MP4 of the same frames, and the same frames at the model size in memory, interleaved over
+             --repeats rounds for one and two torch threads, with the load average; also the folder decoded on the
+             tracking thread (prefetch=0) and with `jpeg_draft`, and the milliseconds of each step of a frame's
+             preprocessing, the published way and the way sam2pp does it
+    draft    J&F and seconds per frame of a real clip (--video .../JPEGImages/<clip>, its masks in
+             .../Annotations/<clip>) tracked by --model from its first mask, decoded exactly and with `jpeg_draft`
     objects  seconds per frame for 1, 3 and 8 mask objects: batched (the default), one at a time, and batched with
              the per-frame step compiled (`compile_step=True`; compiled before timing)
     compile  seconds per frame (and frames/s) of float32, bfloat16 autocast (CUDA only), autocast with the image
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -39,7 +46,12 @@ from PIL import Image
 
 from sam2pp.data.synthetic import SyntheticVideo, make_video
 from sam2pp.demo import random_model
+from sam2pp.eval.vos import evaluate_vos
+from sam2pp.io.formats import list_frames, read_palette_png, write_palette_png
+from sam2pp.io.overlay import write_animation
 from sam2pp.kernels import connected_components
+from sam2pp.predictor.frames import IMAGE_MEAN, IMAGE_STD
+from sam2pp.predictor.preprocess import normalise
 from sam2pp.predictor.video_predictor import VideoPredictor
 
 TASKS = ("mask", "box", "point")
@@ -129,9 +141,10 @@ def run_isolated(case: Case, video: SyntheticVideo) -> Measurement:
         return pool.submit(measure, case, video).result()
 
 
-def seconds_per_frame(predictor: VideoPredictor, video, masks: list[np.ndarray], device: torch.device) -> float:
+def seconds_per_frame(predictor: VideoPredictor, video, masks: list[np.ndarray], device: torch.device,
+                      **init) -> float:
     """Prompt one mask object per entry of `masks` on frame 0 and time one propagation over the video."""
-    state = predictor.init_state(video)
+    state = predictor.init_state(video, **init)
     for obj_id, mask in enumerate(masks):
         predictor.add_mask(state, 0, obj_id, mask)
     start = time.perf_counter()
@@ -141,21 +154,126 @@ def seconds_per_frame(predictor: VideoPredictor, video, masks: list[np.ndarray],
     return (time.perf_counter() - start) / count
 
 
-def bench_decoding(config: str, device: torch.device, frames: int) -> None:
-    """Lazy, overlapped and pre-decoded 1080p JPEG frames (one mask object)."""
-    video = make_video(seed=7, num_frames=frames, size=(1920, 1080), num_objects=1)
-    mask = [video.masks[0] == TARGET]
+def _load() -> str:
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def _ms_per_call(fn, items, repeats: int = 3) -> float:
+    """Best of `repeats` passes over `items`, in milliseconds per item."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for item in items:
+            fn(item)
+        best = min(best, (time.perf_counter() - start) / len(items))
+    return best * 1000
+
+
+def bench_frame_steps(paths: list[Path], size: int) -> None:
+    """Each step of preprocessing one frame on one thread: the published way (decode, convert to RGB, which copies,
+    resize, /255 and mean/std in torch) against sam2pp's (no copy, a table look-up, or a draft decode)."""
+    def decode(path, draft=False):
+        image = Image.open(path)
+        if draft:
+            image.draft(None, (size, size))
+        image.load()
+        return image
+
+    image, drafted = decode(paths[0]), decode(paths[0], draft=True)
+    small = np.asarray(image.resize((size, size)))
+    mean, std = torch.tensor(IMAGE_MEAN)[:, None, None], torch.tensor(IMAGE_STD)[:, None, None]
+
+    def published_normalise(_):
+        return (torch.from_numpy(small / 255.0).permute(2, 0, 1).float() - mean) / std
+
+    steps = {
+        f"JPEG decode {image.width}x{image.height}": lambda p: decode(p),
+        f"JPEG draft decode -> {drafted.width}x{drafted.height}": lambda p: decode(p, draft=True),
+        "convert('RGB') copy (published; skipped)": lambda _: image.convert("RGB"),
+        f"resize -> {size} (bicubic)": lambda _: image.resize((size, size)),
+        f"resize from draft -> {size}": lambda _: drafted.resize((size, size)),
+        "normalise, published torch ops": published_normalise,
+        "normalise, table look-up": lambda _: normalise(small),
+    }
+    print(f"preprocessing steps, ms per frame, one thread ({_load()})")
+    for name, fn in steps.items():
+        print(f"  {name:<44} {_ms_per_call(fn, paths):>7.2f}", flush=True)
+
+
+def bench_decoding(config: str, device: torch.device, frames: int, video: Path | None, repeats: int) -> None:
+    """A folder of 1080p JPEGs, an MP4 of the same frames and the same frames at the model size in memory, each
+    tracked with one mask object, interleaved over `repeats` rounds for one and two threads (median reported)."""
     model = random_model(config, seed=0, device=device)
-    with tempfile.TemporaryDirectory() as folder:
-        for t, frame in enumerate(video.frames):
-            Image.fromarray(frame).save(f"{folder}/{t:05d}.jpg", quality=90)
-        paths = sorted(Path(folder).glob("*.jpg"))
-        decoded = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
-        _warm_up_masks(model, video, mask, device)
-        for name, source, prefetch in (("on demand", paths, 0), ("ahead (prefetch=4)", paths, 4),
-                                       ("pre-decoded", decoded, 0)):
-            sec = seconds_per_frame(VideoPredictor(model, prefetch=prefetch), source, mask, device)
-            print(f"{config:<16} {name:<20} {sec:>8.3f} s/frame", flush=True)
+    size = model.image_size
+    with tempfile.TemporaryDirectory() as tmp:
+        if video is None:
+            clip = make_video(seed=7, num_frames=frames, size=(1920, 1080), num_objects=1)
+            for t, frame in enumerate(clip.frames):
+                Image.fromarray(frame).save(f"{tmp}/{t:05d}.jpg", quality=90)
+            video = Path(tmp)
+        paths = list_frames(video)[:frames]
+        decoded = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+        height, width = decoded[0].shape[:2]
+        mp4 = write_animation(Path(tmp) / "clip.mp4", decoded, fps=25, progress=False)
+        at_model_size = np.stack([np.asarray(Image.fromarray(f).resize((size, size))) for f in decoded])
+        full = grid_masks(1, width, height)
+        small = grid_masks(1, size, size)
+        bench_frame_steps(paths, size)
+        variants = {  # name: source, its mask, VideoPredictor options, init_state options
+            f"{width}x{height} JPEG folder": (paths, full, {}, {}),
+            f"{width}x{height} MP4": (mp4, full, {}, {}),
+            f"{size} px frames in memory": (at_model_size, small, {}, {}),
+            f"{width}x{height} JPEG, on demand": (paths, full, {"prefetch": 0}, {}),
+            f"{width}x{height} JPEG, jpeg_draft": (paths, full, {}, {"jpeg_draft": True}),
+        }
+        times: dict[tuple[int, str], list[float]] = {}
+        loads = []
+        for threads in (1, 2):  # untimed warm-up of every path
+            seconds_per_frame(VideoPredictor(model, threads=threads), at_model_size[:2], small, device)
+        for round_ in range(repeats):
+            loads.append(os.getloadavg()[0])
+            for threads in (1, 2):
+                for name, (source, mask, options, init) in variants.items():
+                    predictor = VideoPredictor(model, threads=threads, **options)
+                    sec = seconds_per_frame(predictor, source, mask, device, **init)
+                    times.setdefault((threads, name), []).append(sec)
+            print(f"round {round_ + 1}/{repeats} done ({_load()})", flush=True)
+        print(f"{config}, {len(paths)} frames, median of {repeats} interleaved rounds, seconds per frame; "
+              f"1-minute load {min(loads):.2f}..{max(loads):.2f} over the rounds")
+        print(f"{'threads':>7}  {'source':<32} {'s/frame':>8} {'min':>8} {'vs memory':>9}")
+        for threads in (1, 2):
+            base = statistics.median(times[threads, f"{size} px frames in memory"])
+            for name in variants:
+                runs = times[threads, name]
+                print(f"{threads:>7}  {name:<32} {statistics.median(runs):>8.4f} {min(runs):>8.4f} "
+                      f"{statistics.median(runs) / base:>8.2f}x", flush=True)
+
+
+def bench_draft_quality(video: Path, model_id: str, device: torch.device) -> None:
+    """Track a DAVIS-layout clip from its first annotated frame, decoded exactly and with `jpeg_draft`; J&F of each
+    against the annotations, and seconds per frame (best of two runs each, interleaved)."""
+    annotations = Path(str(video).replace("JPEGImages", "Annotations"))
+    first = read_palette_png(list_frames(annotations)[0])
+    model = VideoPredictor.from_pretrained(model_id, device=device).model
+    print(f"{model_id} on {video} ({_load()})")
+    with tempfile.TemporaryDirectory() as tmp:
+        best: dict[bool, float] = {}
+        for draft in (False, True, False, True):
+            predictor = VideoPredictor(model)
+            state = predictor.init_state(video, jpeg_draft=draft)
+            for obj_id in np.unique(first[first > 0]):
+                predictor.add_mask(state, 0, int(obj_id), first == obj_id)
+            out = Path(tmp) / ("draft" if draft else "exact") / video.name
+            out.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            results = list(predictor.propagate(state, progress=False))
+            best[draft] = min(best.get(draft, float("inf")), (time.perf_counter() - start) / len(results))
+            for r in results:
+                write_palette_png(out / f"{state.frames.names[r.frame_idx][:-4]}.png", r.label_map().astype(np.uint8))
+        for draft in (False, True):
+            scores = evaluate_vos(annotations.parent, Path(tmp) / ("draft" if draft else "exact"), progress=False)
+            print(f"  {'jpeg_draft' if draft else 'exact':<10} J&F {scores.summary['J&F-Mean']:.4f} "
+                  f"J {scores.summary['J-Mean']:.4f} F {scores.summary['F-Mean']:.4f} {best[draft]:.4f} s/frame")
 
 
 def _warm_up_masks(model, video: SyntheticVideo, masks: list[np.ndarray], device: torch.device) -> None:
@@ -240,8 +358,10 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["sam2pp_tiny", "sam2pp_hiera_b+"])
     parser.add_argument("--frames", nargs="+", type=int, default=[8, 32])
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
-    parser.add_argument("--mode", choices=("speed", "decode", "objects", "compile", "long"), default="speed")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of --mode compile")
+    parser.add_argument("--mode", choices=("speed", "decode", "draft", "objects", "compile", "long"), default="speed")
+    parser.add_argument("--model", default="sam2pp-demo", help="--mode draft: the trained model to track with")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of --mode compile and decode")
+    parser.add_argument("--video", type=Path, help="--mode decode: a folder of JPEG frames (default: synthetic 1080p)")
     parser.add_argument("--long-frames", type=int, default=10_000)
     args = parser.parse_args()
     if min(args.frames) < 1:
@@ -252,12 +372,15 @@ def main() -> None:
         print(f"{args.mode} on {args.device}{threads}, random weights")
         if args.mode == "long":
             bench_long(device, args.long_frames)
-        for config in args.configs if args.mode != "long" else []:
+        if args.mode == "draft":
+            bench_draft_quality(args.video, args.model, device)
+        for config in args.configs if args.mode not in ("long", "draft") else []:
             if args.mode == "compile":
                 bench_compile(config, device, max(args.frames), args.repeats)
-                continue
-            bench = bench_decoding if args.mode == "decode" else bench_objects
-            bench(config, device, max(args.frames))
+            elif args.mode == "decode":
+                bench_decoding(config, device, max(args.frames), args.video, args.repeats)
+            else:
+                bench_objects(config, device, max(args.frames))
         return
     video = make_video(seed=7, num_frames=max(max(args.frames), 2))
     memory = "peak MiB (allocator)" if args.device.startswith("cuda") else "peak MiB (RSS rise)"

@@ -9,6 +9,7 @@ memory encoder, with the outputs of tracking them one at a time).
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -49,8 +50,9 @@ class VideoPredictor:
     batch_objects: track the objects of one task together, as one batch through memory attention, the decoder and
         the memory encoder (`Tracker.track_objects`); equal to one object at a time up to float rounding (1e-5 on
         logits), which `batch_objects=False` gives exactly.
-    prefetch: how many frames `propagate` decodes and preprocesses ahead of the one being tracked, on a background
-        thread (0: decode each frame when it is needed). The outputs do not depend on it.
+    prefetch: how many frames `propagate` decodes and preprocesses ahead of the one being tracked, on worker threads
+        beside the model (0: decode each frame when it is needed, on the tracking thread); one worker, or up to
+        `prefetch` when more cores are free than torch's threads take. The outputs do not depend on it.
     offload_memory: keep each frame's memory features and outputs (mask logits, object pointer, score, box) in CPU
         memory; a tracking step copies the ones it reads to the model's device. On a GPU this bounds the device
         memory of a long session by the frames in flight instead of the frames tracked (published
@@ -129,15 +131,18 @@ class VideoPredictor:
 
     # ---- session --------------------------------------------------------------------------------------------------
 
-    def init_state(self, video=None, cache_size: int = 16) -> TrackingState:
+    def init_state(self, video=None, cache_size: int = 16, jpeg_draft: bool = False) -> TrackingState:
         """A session over `video`: a folder of frames, a list of image paths, a uint8 (T, H, W, 3) array or a video
-        file. Frames are decoded lazily; `cache_size` preprocessed frames are kept.
+        file. Frames are decoded lazily; `cache_size` preprocessed frames are kept. `jpeg_draft` decodes JPEG frames
+        (files only) at the decoder's 1/2, 1/4 or 1/8 scale still at least the model size: much less work for
+        frames far larger than the model size, but not the published pixels, hence off (docs/performance.md).
 
         A stream (a webcam, a live feed) has no known length: pass an iterator of frames (uint8 (H, W, 3) arrays or
         PIL images), which `propagate` reads as it goes, or nothing, then `state.add_frame(frame)` and
         `propagate(state, start_frame=i, max_frames=0)` for each frame. Both give the offline outputs on videos of
         at least `max_obj_ptrs_in_encoder` (16) frames; tracking in a stream goes forwards only."""
-        return TrackingState(open_video(video, cache_size=cache_size), self.image_size, self.device)
+        return TrackingState(open_video(video, cache_size=cache_size, jpeg_draft=jpeg_draft), self.image_size,
+                             self.device)
 
     def reset_state(self, state: TrackingState) -> None:
         """Forget every object and prompt; the video and its cached features stay."""
@@ -262,14 +267,14 @@ class VideoPredictor:
         for obj in objects if not isinstance(order, range) or order else []:
             self._check_memories_kept(obj, order.start, reverse, "propagating from it", first=1)
         try:
+            if self.prefetch:
+                state.frames.prefetch(_frames_of(order), self.image_size, self.prefetch, self._prefetch_workers())
             yield from self._track(state, order, objects, reverse, progress)
         finally:
             state.frames.stop_prefetch()
 
     def _track(self, state, order, objects: list[TrackedObject], reverse: bool, progress: bool):
-        for k, frame_idx in enumerate(tqdm(order, desc="propagate", unit="frame", disable=not progress)):
-            if self.prefetch and isinstance(order, range):
-                state.frames.prefetch(order[k + 1: k + 1 + self.prefetch], self.image_size)
+        for frame_idx in tqdm(order, desc="propagate", unit="frame", disable=not progress):
             _check_same_objects(state, objects)
             outputs = self._track_frame(state, frame_idx, objects, reverse)
             for obj in objects:
@@ -299,6 +304,11 @@ class VideoPredictor:
                 if self.memory_bank == "window":
                     obj.memory.evict(frame_idx, reverse, self.tracker.memory_window())
         return [outputs[id(o)] for o in objects]
+
+    def _prefetch_workers(self) -> int:
+        """One prefetch worker, or more (up to `prefetch`) when the machine has cores torch's threads leave free."""
+        free = (os.cpu_count() or 1) - torch.get_num_threads()
+        return max(1, min(self.prefetch, free - 1))
 
     def _check_memories_kept(self, obj: TrackedObject, frame_idx: int, reverse: bool, what: str, first: int) -> None:
         """With the "window" bank, refuse a step on `frame_idx` that would read a tracked frame whose memory was
@@ -424,6 +434,11 @@ class VideoPredictor:
             visible=np.nan_to_num(score_np, nan=-1.0) > 0,
             low_res_logits=low[:, 0].float().cpu().numpy(),
         )
+
+
+def _frames_of(order: range | _StreamOrder) -> range:
+    """The frames a propagation may visit, in its order (a stream's, were it never to end)."""
+    return order if isinstance(order, range) else range(order.start, order.start + order.max_frames + 1)
 
 
 class _StreamOrder:

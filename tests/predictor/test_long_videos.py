@@ -69,7 +69,7 @@ def test_prefetched_inputs_equal_inputs_made_on_demand():
         assert source.readers[i].startswith("sam2pp-frames")
     source.prefetch([4], SIZE)
     source.stop_prefetch()
-    assert source._pending == {} and source._pool is None
+    assert source._prefetcher is None
 
 
 def test_a_prefetch_error_surfaces_on_the_frame_that_needs_it(tmp_path):
