@@ -23,6 +23,7 @@ PACKAGED_MODELS: dict[str, tuple[str, str]] = {
     "sam2pp-demo": ("sam2pp_tiny", "sam2pp_demo.pt"),
 }
 DEMO_MODEL = "sam2pp-demo"
+TRAINED_CHECKPOINT = "checkpoint.pt"  # the model file in a `sam2pp train` run folder (training.checkpoints.MODEL_FILE)
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -70,11 +71,24 @@ def _preview(items: list[str], limit: int = 20) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict of a `{"model": state_dict}` file (a bare state dict is accepted too)."""
+def checkpoint_file(path: str | Path) -> Path:
+    """`path` once it is known to be a file. A folder is named as one, with the file expected: the `checkpoint.pt` a
+    training run folder holds (which is what a folder given here usually is)."""
     path = Path(path)
+    if path.is_dir():
+        inside = path / TRAINED_CHECKPOINT
+        where = f"did you mean {inside}?" if inside.is_file() else f"{path} holds none"
+        raise IsADirectoryError(f"checkpoint {path} is a folder, not a checkpoint file: expected a {{'model': "
+                                f"state_dict}} file such as the {TRAINED_CHECKPOINT} of a `sam2pp train` run folder; "
+                                f"{where}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a `{"model": state_dict}` file (a bare state dict is accepted too)."""
+    path = checkpoint_file(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt or foreign file

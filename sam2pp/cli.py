@@ -18,12 +18,9 @@ DEMO_SAMPLE = "synth-shapes"
 
 def _checkpoint_file(checkpoint: str | None) -> str | None:
     """`checkpoint` once it is known to be a file (a folder or a missing path is an error naming it)."""
-    if checkpoint is not None and Path(checkpoint).is_dir():
-        raise IsADirectoryError(f"checkpoint {checkpoint} is a folder; give the checkpoint file inside it "
-                                f"(a {{'model': state_dict}} file)")
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    return checkpoint
+    from .checkpoint import checkpoint_file
+
+    return None if checkpoint is None else str(checkpoint_file(checkpoint))
 
 
 def _predictor(args: argparse.Namespace):
@@ -44,8 +41,10 @@ def _predictor(args: argparse.Namespace):
 
 
 def _predictor_options(args: argparse.Namespace) -> dict:
-    """`VideoPredictor` options from --threads and --compile."""
-    return {"threads": args.threads, "compile_image_encoder": args.compile, "compile_step": args.compile}
+    """`VideoPredictor` options from --threads and --compile; the commands never re-prompt a tracked frame, so they
+    keep only the memories later frames read (a session of any length then needs the same memory)."""
+    return {"threads": args.threads, "compile_image_encoder": args.compile, "compile_step": args.compile,
+            "memory_bank": "window"}
 
 
 def _preview(args: argparse.Namespace) -> dict:
@@ -71,7 +70,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     predictor = _predictor(args)
     out = track_video(predictor, args.video, args.task, args.prompt, args.out, frame=args.frame,
                       overwrite=args.overwrite, **preview)
-    print(f"tracked {len(out.results)} frames; wrote {len(out.files)} files under {args.out}; preview {out.preview}")
+    print(f"tracked {out.frames} frames; wrote {len(out.files)} files under {args.out}; preview {out.preview}")
     return 0
 
 
@@ -108,7 +107,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     }
     for task, prompt in prompts.items():
         out = track_video(predictor, video, task, prompt, Path(args.out) / task, overwrite=True, **_preview(args))
-        print(f"{task:>5}: {len(out.results)} frames -> {out.files[0].parent}  preview: {out.preview}")
+        print(f"{task:>5}: {out.frames} frames -> {out.files[0].parent}  preview: {out.preview}")
     return 0
 
 

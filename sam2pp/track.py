@@ -1,12 +1,15 @@
 """Whole-video tracking from a prompt file, with outputs in the contract's section-4 formats and an overlay preview.
 
-This is what `sam2pp track` and `sam2pp demo` run; notebooks can call `track_video` directly.
+This is what `sam2pp track` and `sam2pp demo` run; notebooks can call `track_video` directly. Results are written as
+tracking gives them and the preview keeps a bounded sample, so with the "window" memory bank (which the commands
+use) a run needs the same memory for a video of any length.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence, Sized
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +35,20 @@ from .predictor.video_predictor import VideoPredictor
 
 BOX_OBJECT_ID = 1
 """The object id of the target of the first box file (a box file holds one object); the n-th file's is n."""
+PREVIEW_MAX_FRAMES = 300
+"""The most frames a `track_video` preview shows: every frame of a video up to this length, else this many evenly
+spaced, so drawing the preview of a long video needs no more memory than that of a short one."""
+TRAIL_LENGTH = 12  # the positions a preview's point trail joins: the frame's and the 11 shown before it
 
 
 @dataclass
 class TrackOutput:
-    """Where `track_video` wrote its files, and the per-frame results in frame order."""
+    """What `track_video` did: the frames it tracked, the object ids it wrote, where it wrote them. It holds no frame's
+    arrays (they are written as they come): read the files for the results."""
 
     task: str
-    results: list[FrameResult]
+    frames: int
+    obj_ids: list[int]
     files: list[Path] = field(default_factory=list)
     preview: Path | None = None
 
@@ -185,59 +194,143 @@ def video_name(video) -> str:
     return (path.name if path.is_dir() else path.stem) or "video"
 
 
+def track_both_ways(predictor: VideoPredictor, state: TrackingState, frame: int,
+                    progress: bool = True) -> Iterator[FrameResult]:
+    """Results as tracking gives them: forwards from `frame` to the last frame, then backwards from it to frame 0.
+    When `frame` > 0 it comes twice; the backward pass's result, the later one, counts (an object prompted on a
+    later frame is tracked there again, in reverse)."""
+    yield from predictor.propagate(state, start_frame=frame, progress=progress)
+    if frame > 0:
+        yield from predictor.propagate(state, start_frame=frame, reverse=True, progress=progress)
+
+
 def propagate_both_ways(predictor: VideoPredictor, state: TrackingState, frame: int,
                         progress: bool = True) -> list[FrameResult]:
-    """Results for every frame: forwards from `frame`, then backwards from it; in frame order."""
-    by_frame = {r.frame_idx: r for r in predictor.propagate(state, start_frame=frame, progress=progress)}
-    if frame > 0:
-        backwards = predictor.propagate(state, start_frame=frame, reverse=True, progress=progress)
-        by_frame.update((r.frame_idx, r) for r in backwards)
+    """Results for every frame, in frame order (`track_both_ways`, each frame's last result). They are all held:
+    for a long video use `track_both_ways` and each result as it comes."""
+    by_frame = {r.frame_idx: r for r in track_both_ways(predictor, state, frame, progress)}
     return [by_frame[i] for i in sorted(by_frame)]
 
 
-def write_results(results: list[FrameResult], state: TrackingState, task: str, out: Path, name: str,
-                  obj_ids: list[int] | None = None) -> list[Path]:
-    """Write results in the section-4 layout of `task` under `out`; returns the files written.
+class ResultWriter:
+    """Writes results in the section-4 layout of `task` under `out` as they come, so none is held for long: a frame's
+    masks go to its PNG at once; boxes and points, a few numbers per frame, are gathered and written by `close`.
+    A frame given twice (the prompt frame of a run both ways) keeps its last result.
 
     Points: column n of the npz is object n, for every n up to the largest id of the results and of `obj_ids` (all
     the points of a prompt file); a column without results (a point that was never prompted) is NaN, never visible.
     """
-    names = [Path(n).stem for n in state.frames.names]
-    target = result_path(out, task, name)
-    if task == "mask":
-        files = []
-        for r in results:
-            path = target / f"{names[r.frame_idx]}.png"
-            write_palette_png(path, r.label_map().astype(np.uint8))
-            files.append(path)
-        return files
-    if task == "box":
-        files = [box_path(out, name, obj_id) for obj_id in results[0].obj_ids]
-        for i, path in enumerate(files):
-            write_boxes_txt(path, xyxy_to_xywh(ordered_xyxy(np.stack([r.boxes_xyxy[i] for r in results]))))
-        return files
-    ids = results[0].obj_ids
-    columns = max([*ids, *(obj_ids or [])]) + 1
-    trajs = np.full((state.num_frames, columns, 2), np.nan, dtype=np.float32)
-    visibs = np.zeros((state.num_frames, columns), dtype=bool)
+
+    def __init__(self, state: TrackingState, task: str, out: Path, name: str, obj_ids: list[int] | None = None):
+        self.state, self.task, self.out, self.name = state, task, Path(out), name
+        self.obj_ids = list(obj_ids or [])
+        self.target = result_path(self.out, task, name)
+        self.seen = np.zeros(state.num_frames, dtype=bool)
+        self.ids: list[int] | None = None  # the results' rows, from the first result
+        self.values: dict[str, np.ndarray] = {}
+
+    @property
+    def frames(self) -> int:
+        """The frames written so far."""
+        return int(self.seen.sum())
+
+    def add(self, r: FrameResult) -> None:
+        if self.ids is None:
+            self._start(r.obj_ids)
+        self.seen[r.frame_idx] = True
+        if self.task == "mask":
+            write_palette_png(self._mask_path(r.frame_idx), r.label_map().astype(np.uint8))
+        elif self.task == "box":
+            self.values["boxes"][r.frame_idx] = r.boxes_xyxy
+        else:
+            self.values["trajs"][r.frame_idx, self.ids] = r.points_xy
+            self.values["visibs"][r.frame_idx, self.ids] = r.visible
+
+    def _start(self, ids: list[int]) -> None:
+        """Size the gathered arrays from the first result's objects (every result has the same rows)."""
+        self.ids = list(ids)
+        frames = self.state.num_frames
+        if self.task == "box":
+            self.values["boxes"] = np.full((frames, len(ids), 4), np.nan, dtype=np.float32)
+        elif self.task == "point":
+            columns = max([*ids, *self.obj_ids]) + 1
+            self.values["trajs"] = np.full((frames, columns, 2), np.nan, dtype=np.float32)
+            self.values["visibs"] = np.zeros((frames, columns), dtype=bool)
+
+    def _mask_path(self, frame_idx: int) -> Path:
+        return self.target / f"{Path(self.state.frames.names[frame_idx]).stem}.png"
+
+    def close(self) -> list[Path]:
+        """Write what spans frames (boxes, points); returns every file written, in frame order for masks."""
+        frames = np.flatnonzero(self.seen)
+        if self.task == "mask":
+            return [self._mask_path(t) for t in frames]
+        if not len(frames):
+            return []
+        if self.task == "box":
+            files = [box_path(self.out, self.name, obj_id) for obj_id in self.ids]
+            boxes = self.values["boxes"][frames]
+            for i, path in enumerate(files):
+                write_boxes_txt(path, xyxy_to_xywh(ordered_xyxy(boxes[:, i])))
+            return files
+        size = (self.state.video_width, self.state.video_height)
+        write_points_npz(self.target, PointTracks(self.values["trajs"], self.values["visibs"], size))
+        return [self.target]
+
+
+def write_results(results: Iterable[FrameResult], state: TrackingState, task: str, out: Path, name: str,
+                  obj_ids: list[int] | None = None) -> list[Path]:
+    """Write results in the section-4 layout of `task` under `out` (`ResultWriter`); returns the files written."""
+    writer = ResultWriter(state, task, out, name, obj_ids)
     for r in results:
-        trajs[r.frame_idx, ids] = r.points_xy
-        visibs[r.frame_idx, ids] = r.visible
-    write_points_npz(target, PointTracks(trajs, visibs, (state.video_width, state.video_height)))
-    return [target]
+        writer.add(r)
+    return writer.close()
 
 
-def render_preview(results: list[FrameResult], state: TrackingState, path: Path, fps: float = 10,
+def preview_frames(num_frames: int, limit: int = PREVIEW_MAX_FRAMES) -> list[int]:
+    """The frames a preview shows: all of them up to `limit`, else `limit` evenly spaced from the first to the last."""
+    return sorted(set(np.linspace(0, num_frames - 1, min(num_frames, limit)).round().astype(int).tolist()))
+
+
+class PreviewSample:
+    """The results of the frames a preview shows (`preview_frames`), kept as they come without their logits, and
+    with their masks packed to bits when a mask-task object needs them drawn: a bounded share of a long video.
+    Iterating gives them in frame order, masks unpacked; a frame given twice keeps its last result."""
+
+    def __init__(self, num_frames: int, limit: int = PREVIEW_MAX_FRAMES):
+        self.frames = frozenset(preview_frames(num_frames, limit))
+        self._kept: dict[int, tuple[FrameResult, np.ndarray | None, tuple[int, ...]]] = {}
+
+    def add(self, r: FrameResult) -> None:
+        if r.frame_idx not in self.frames:
+            return
+        empty = np.zeros((len(r), 0, 0), dtype=np.float32)
+        light = replace(r, mask_logits=empty, masks=empty.astype(bool), low_res_logits=empty)
+        packed = np.packbits(r.masks) if "mask" in r.tasks else None
+        self._kept[r.frame_idx] = (light, packed, r.masks.shape)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        for t in sorted(self._kept):
+            r, packed, shape = self._kept[t]
+            if packed is not None:
+                r = replace(r, masks=np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).astype(bool))
+            yield r
+
+
+def render_preview(results: Iterable[FrameResult], state: TrackingState, path: Path, fps: float = 10,
                    max_width: int | None = PREVIEW_MAX_WIDTH) -> Path:
     """An animated GIF/MP4 of the video with masks, boxes and point trails drawn on it, scaled down to at most
-    `max_width` px wide (None: the video's size)."""
-    history: list[np.ndarray] = []
+    `max_width` px wide (None: the video's size); one frame per result (a list, or a `PreviewSample`)."""
+    history: deque[np.ndarray] = deque(maxlen=TRAIL_LENGTH)
     scale = fit_scale(state.video_width, max_width)
 
     def frames():
         for r in results:
             history.append(np.where(r.visible[:, None], r.points_xy, np.nan))
-            trails = np.stack(history[-12:], axis=1) if np.isfinite(r.points_xy).any() else None
+            trails = np.stack(history, axis=1) if np.isfinite(r.points_xy).any() else None
             boxes = ordered_xyxy(r.boxes_xyxy) if len(r) else None
             yield draw_overlay(
                 state.frame(r.frame_idx),
@@ -250,7 +343,7 @@ def render_preview(results: list[FrameResult], state: TrackingState, path: Path,
                 scale=scale,
             )
 
-    return write_animation(path, frames(), fps=fps, total=len(results))
+    return write_animation(path, frames(), fps=fps, total=len(results) if isinstance(results, Sized) else None)
 
 
 def track_video(
@@ -259,11 +352,15 @@ def track_video(
     preview_width: int | None = PREVIEW_MAX_WIDTH,
 ) -> TrackOutput:
     """Prompt from a file (or several box files, one object each), track the whole video, write the section-4 files
-    (and a preview at most `preview_width` px wide; None keeps the video's size) to `out`.
+    (and a preview at most `preview_width` px wide, None keeping the video's size, of at most `PREVIEW_MAX_FRAMES`
+    frames) to `out`.
 
-    `out` is checked before tracking starts. Results of an earlier run for the same video and task there are an error
-    unless `overwrite`, which deletes them (the frame PNGs of `Annotations/<video>/`, or the box or points files)
-    before writing, so no stale frame is left beside the new ones. The preview is always replaced.
+    Mask PNGs are written as their frames are tracked, boxes and points once tracking ends; no frame's arrays are
+    kept beyond the preview's sample, so with a predictor of `memory_bank="window"` (as `sam2pp track` makes) the
+    run's memory does not grow with the video's length. `out` is checked before tracking starts. Results of an
+    earlier run for the same video and task there are an error unless `overwrite`, which deletes them (the frame
+    PNGs of `Annotations/<video>/`, or the box or points files) once the prompts are read, before the first result
+    is written, so no stale frame is left beside the new ones. The preview is always replaced.
     """
     out = Path(out)
     name = video_name(video)
@@ -273,9 +370,14 @@ def track_video(
     prepare_out(out, task, name, preview, overwrite, objects)
     obj_ids = add_prompts(predictor, state, task, prompt, frame)
     first = min(t for obj in state.objects.values() for t in obj.prompts)
-    results = propagate_both_ways(predictor, state, first, progress)
     for stale in earlier_results(out, task, name, objects) if overwrite else []:
         stale.unlink()
-    files = write_results(results, state, task, out, name, obj_ids)
-    shown = render_preview(results, state, out / preview, max_width=preview_width) if preview else None
-    return TrackOutput(task, results, files, shown)
+    writer = ResultWriter(state, task, out, name, obj_ids)
+    sample = PreviewSample(state.num_frames)
+    for r in track_both_ways(predictor, state, first, progress):
+        writer.add(r)
+        if preview:
+            sample.add(r)
+    files = writer.close()
+    shown = render_preview(sample, state, out / preview, max_width=preview_width) if preview else None
+    return TrackOutput(task, writer.frames, obj_ids, files, shown)

@@ -46,12 +46,13 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit status 1 when a video failed (the report says which and why), else 0."""
+    from ..checkpoint import checkpoint_file
     from .runner import DEFAULT_MODEL, BenchmarkConfig, parse_shard, run_benchmark
 
     if args.model and args.checkpoint:
         raise ValueError("give --model or --checkpoint, not both")
-    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint {args.checkpoint} is not a file")
+    if args.checkpoint is not None:
+        checkpoint_file(args.checkpoint)
     config = BenchmarkConfig(
         dataset=Path(args.dataset), task=args.task, out=Path(args.out), layout=args.layout, split=args.split,
         model=args.model or DEFAULT_MODEL, checkpoint=Path(args.checkpoint) if args.checkpoint else None,

@@ -27,7 +27,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ from ..io.formats import (
 from ..predictor.results import FrameResult
 from ..predictor.state import TrackingState
 from ..predictor.video_predictor import VideoPredictor
-from ..track import BOX_OBJECT_ID, result_path, write_results
+from ..track import BOX_OBJECT_ID, ResultWriter, result_path, write_results
 from ..training.data import DatasetError, DiskVideo
 
 
@@ -92,13 +92,6 @@ class Stopwatch:
 
 
 _END = object()
-
-
-def slim(result: FrameResult) -> FrameResult:
-    """A frame's result without its per-pixel arrays, which box and point files do not need (kept for every frame of
-    a 2,500-frame LaSOT video they would take gigabytes)."""
-    empty = np.zeros((len(result), 0, 0), dtype=np.float32)
-    return replace(result, mask_logits=empty, masks=empty.astype(bool), low_res_logits=empty)
 
 
 def propagate_by_appearance(predictor: VideoPredictor, state: TrackingState, starts: list[int],
@@ -192,8 +185,9 @@ class MaskProtocol(TaskProtocol):
             for obj_id, mask in plan.prompts[frame].items():
                 predictor.add_mask(state, frame, obj_id, mask)
 
+        writer = ResultWriter(state, "mask", out, plan.video.name)
         for result in propagate_by_appearance(predictor, state, list(plan.prompts), add, watch):
-            write_results([result], state, "mask", out, plan.video.name)
+            writer.add(result)
         empty = np.zeros((state.video_height, state.video_width), dtype=np.uint8)
         for path in plan.video.frame_paths[: min(plan.prompts)]:
             write_palette_png(result_path(out, "mask", plan.video.name) / f"{path.stem}.png", empty)
@@ -254,8 +248,8 @@ class BoxProtocol(TaskProtocol):
         with watch():
             state = predictor.init_state(plan.video.frame_paths)
             predictor.add_box(state, 0, BOX_OBJECT_ID, xywh_to_xyxy(plan.first), task="box")
-        results = [slim(r) for r in watch.each(predictor.propagate(state, start_frame=0, progress=False))]
-        write_results(results, state, "box", out, plan.video.name)
+        write_results(watch.each(predictor.propagate(state, start_frame=0, progress=False)), state, "box", out,
+                      plan.video.name)
         return Tracked(state.num_frames, 1, watch.seconds)
 
     def write_truth(self, plan: BoxPlan, gt_root: Path) -> str | None:

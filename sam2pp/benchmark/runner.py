@@ -225,10 +225,11 @@ def wait_for_records(outputs: Outputs, names: list[str], run_id: str) -> None:
 def load_predictor(config: BenchmarkConfig, world: World) -> VideoPredictor:
     """The predictor on this rank's device, built as the published benchmark scripts build theirs: without the
     builder's post-processing (`apply_postprocessing=False`: no hole filling, no stability-based multimask choice)
-    and with the task's `non_overlap_masks`. A hub model is fetched into the hub cache by rank 0 before the others
+    and with the task's `non_overlap_masks`; with the "window" memory bank, since a benchmark never re-prompts a
+    tracked frame, so a video of any length needs the same memory. A hub model is fetched into the hub cache by rank 0 before the others
     read it there (offline, it must already be cached); a packaged model (`sam2pp-demo`) is read from the package."""
     task_rules = {"non_overlap_masks": PROTOCOLS[config.task].non_overlap_masks, "threads": config.threads,
-                  "compile_image_encoder": config.compile, "compile_step": config.compile}
+                  "compile_image_encoder": config.compile, "compile_step": config.compile, "memory_bank": "window"}
     if config.checkpoint is None:
         if not world.is_main:
             distributed.barrier(world)

@@ -7,7 +7,7 @@ No session state lives here: the caller passes the object's memories (`ObjectMem
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Collection
 
 import torch
 from torch import Tensor
@@ -63,18 +63,20 @@ class ObjectMemory:
     def get(self, frame_idx: int) -> FrameMemory | None:
         return self.cond.get(frame_idx, self.non_cond.get(frame_idx))
 
-    def evict(self, frame_idx: int, reverse: bool, window: int) -> None:
+    def evict(self, frame_idx: int, reverse: bool, window: int, anchors: Collection[int] = ()) -> None:
         """Forget the tracked frames that no later tracking step can read (`Tracker.memory_window`).
 
         Kept: every conditioning frame, the tracked frames within `window` frames behind `frame_idx` in the tracking
         direction (the next frames read them), any frame ahead of it (an earlier pass's; this one overwrites it), and
-        the tracked frames within `window` of a conditioning frame on either side (a pass that starts there, forwards
-        or in reverse, reads them, as published).
+        the tracked frames within `window` of a conditioning frame or of one of `anchors` on either side (a pass that
+        starts there, forwards or in reverse, reads them, as published). `anchors` are the other objects'
+        conditioning frames: a propagation starts at the earliest prompt of any object, so this object's memories
+        near it are read too.
         """
         sign = -1 if reverse else 1
         for t in list(self.non_cond):
             behind = (frame_idx - t) * sign
-            if behind > window and all(abs(t - c) > window for c in self.cond):
+            if behind > window and all(abs(t - c) > window for c in (*self.cond, *anchors)):
                 del self.non_cond[t]
 
 

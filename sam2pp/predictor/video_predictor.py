@@ -44,8 +44,8 @@ class VideoPredictor:
         CPU and torch's own count otherwise, unless OMP_NUM_THREADS or an earlier `torch.set_num_threads` says else.
     memory_bank: "all" keeps every tracked frame's memory, as published, so any old frame can be re-prompted or
         tracking restarted from it; "window" keeps only what later steps can read (the conditioning frames, the
-        frames within `Tracker.memory_window` behind the one being tracked, and those within that window of a
-        conditioning frame), so a session's memory stops growing with the video's length. Both give the same
+        frames within `Tracker.memory_window` behind the one being tracked, and those within that window of any
+        object's conditioning frame), so a session's memory stops growing with the video's length. Both give the same
         outputs; with "window", a prompt or a propagation start that would read an evicted memory raises ValueError.
     batch_objects: track the objects of one task together, as one batch through memory attention, the decoder and
         the memory encoder (`Tracker.track_objects`); equal to one object at a time up to float rounding (1e-5 on
@@ -266,24 +266,28 @@ class VideoPredictor:
         objects = list(state.objects.values())
         for obj in objects if not isinstance(order, range) or order else []:
             self._check_memories_kept(obj, order.start, reverse, "propagating from it", first=1)
+        anchors = frozenset(t for obj in objects for t in obj.memory.cond)
         try:
             if self.prefetch:
                 state.frames.prefetch(_frames_of(order), self.image_size, self.prefetch, self._prefetch_workers())
-            yield from self._track(state, order, objects, reverse, progress)
+            yield from self._track(state, order, objects, reverse, progress, anchors)
         finally:
             state.frames.stop_prefetch()
 
-    def _track(self, state, order, objects: list[TrackedObject], reverse: bool, progress: bool):
+    def _track(self, state, order, objects: list[TrackedObject], reverse: bool, progress: bool,
+               anchors: frozenset[int]):
         for frame_idx in tqdm(order, desc="propagate", unit="frame", disable=not progress):
             _check_same_objects(state, objects)
-            outputs = self._track_frame(state, frame_idx, objects, reverse)
+            outputs = self._track_frame(state, frame_idx, objects, reverse, anchors)
             for obj in objects:
                 obj.tracked[frame_idx] = reverse
             yield self._result(state, frame_idx, objects, outputs)
 
-    def _track_frame(self, state, frame_idx: int, objects: list[TrackedObject], reverse: bool) -> list[FrameMemory]:
+    def _track_frame(self, state, frame_idx: int, objects: list[TrackedObject], reverse: bool,
+                     anchors: frozenset[int]) -> list[FrameMemory]:
         """Every object's output on a frame: its conditioning output, or a new tracking step (objects of a task
-        batched together when `batch_objects`), stored in its memory bank."""
+        batched together when `batch_objects`), stored in its memory bank; the "window" bank keeps the memories
+        near `anchors` (every object's conditioning frames) too."""
         outputs = {id(o): o.memory.cond.get(frame_idx) for o in objects}
         groups: dict[object, list[TrackedObject]] = {}
         for obj in objects:
@@ -302,7 +306,7 @@ class VideoPredictor:
             for obj, out in zip(group, outs):
                 outputs[id(obj)] = obj.memory.non_cond[frame_idx] = self._postprocess(out)
                 if self.memory_bank == "window":
-                    obj.memory.evict(frame_idx, reverse, self.tracker.memory_window())
+                    obj.memory.evict(frame_idx, reverse, self.tracker.memory_window(), anchors)
         return [outputs[id(o)] for o in objects]
 
     def _prefetch_workers(self) -> int:

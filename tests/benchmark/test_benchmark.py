@@ -142,10 +142,11 @@ def test_points_start_on_their_first_visible_frame(tmp_path, config):
 @pytest.mark.parametrize("task", ["mask", "point"])
 def test_the_predictor_is_built_as_the_published_benchmark_scripts(tmp_path, config, task):
     """No builder post-processing (the tiny preset turns it on: hole filling 8); non-overlapping masks, not for
-    points."""
+    points; the window memory bank (a benchmark never re-prompts a tracked frame)."""
     predictor = load_predictor(config(tmp_path, task, tmp_path / "out"), World())
     assert predictor.fill_hole_area == 0 and predictor.model.config.resolved().fill_hole_area == 0
     assert predictor.non_overlap_masks == (task == "mask")
+    assert predictor.memory_bank == "window"
     demo = load_predictor(config(tmp_path, task, tmp_path / "out", checkpoint=None, model="sam2pp-demo", config=None), World())
     assert demo.model.config.image_size == 256 and demo.fill_hole_area == 0
     assert demo._compiled is None and demo.tracker._decode == demo.model.decode
