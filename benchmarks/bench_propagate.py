@@ -10,9 +10,10 @@ resident size at that moment. Video decoding is not timed: the frames are a synt
 Other measurements (`--mode`), each on the chosen configs unless said:
     decode   seconds per frame (one mask object) over a folder of 1080p JPEGs (--video, or synthetic frames), an
              H.264 MP4 of the same frames, and the same frames at the model size in memory, interleaved over
-             --repeats rounds for one and two torch threads, with the load average; also the folder decoded on the
-             tracking thread (prefetch=0) and with `jpeg_draft`, and the milliseconds of each step of a frame's
-             preprocessing, the published way and the way sam2pp does it
+             --repeats rounds for one and two torch threads (--threads), with the load average; also the folder decoded on the
+             tracking thread (prefetch=0) and with `jpeg_draft`, the in-memory frames with a second process
+             decoding the JPEGs beside them (whether a core is free for the frame work), and the milliseconds of
+             each step of a frame's preprocessing, the published way and the way sam2pp does it
     draft    J&F and seconds per frame of a real clip (--video .../JPEGImages/<clip>, its masks in
              .../Annotations/<clip>) tracked by --model from its first mask, decoded exactly and with `jpeg_draft`
     objects  seconds per frame for 1, 3 and 8 mask objects: batched (the default), one at a time, and batched with
@@ -28,6 +29,7 @@ Other measurements (`--mode`), each on the chosen configs unless said:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import resource
@@ -189,7 +191,7 @@ def bench_frame_steps(paths: list[Path], size: int) -> None:
     steps = {
         f"JPEG decode {image.width}x{image.height}": lambda p: decode(p),
         f"JPEG draft decode -> {drafted.width}x{drafted.height}": lambda p: decode(p, draft=True),
-        "convert('RGB') copy (published; skipped)": lambda _: image.convert("RGB"),
+        "JPEG decode + convert('RGB') (published)": lambda p: decode(p).convert("RGB"),
         f"resize -> {size} (bicubic)": lambda _: image.resize((size, size)),
         f"resize from draft -> {size}": lambda _: drafted.resize((size, size)),
         "normalise, published torch ops": published_normalise,
@@ -200,9 +202,34 @@ def bench_frame_steps(paths: list[Path], size: int) -> None:
         print(f"  {name:<44} {_ms_per_call(fn, paths):>7.2f}", flush=True)
 
 
-def bench_decoding(config: str, device: torch.device, frames: int, video: Path | None, repeats: int) -> None:
+def _decode_forever(paths: list[Path], size: int, stop) -> None:
+    while not stop.is_set():
+        for path in paths:
+            Image.open(path).resize((size, size))
+
+
+class DecodingBeside:
+    """A second process decoding and resizing the frames in a loop while the block runs: the frame work of the JPEG
+    folder without the workers' threads, a control that shows whether the machine has a core free for it."""
+
+    def __init__(self, paths: list[Path], size: int):
+        context = multiprocessing.get_context("spawn")
+        self.stop = context.Event()
+        self.process = context.Process(target=_decode_forever, args=(paths, size, self.stop), daemon=True)
+
+    def __enter__(self):
+        self.process.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.process.join()
+
+
+def bench_decoding(config: str, device: torch.device, frames: int, video: Path | None, repeats: int,
+                   thread_counts: list[int]) -> None:
     """A folder of 1080p JPEGs, an MP4 of the same frames and the same frames at the model size in memory, each
-    tracked with one mask object, interleaved over `repeats` rounds for one and two threads (median reported)."""
+    tracked with one mask object, interleaved over `repeats` rounds for each thread count (median reported)."""
     model = random_model(config, seed=0, device=device)
     size = model.image_size
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,29 +246,31 @@ def bench_decoding(config: str, device: torch.device, frames: int, video: Path |
         full = grid_masks(1, width, height)
         small = grid_masks(1, size, size)
         bench_frame_steps(paths, size)
-        variants = {  # name: source, its mask, VideoPredictor options, init_state options
-            f"{width}x{height} JPEG folder": (paths, full, {}, {}),
-            f"{width}x{height} MP4": (mp4, full, {}, {}),
-            f"{size} px frames in memory": (at_model_size, small, {}, {}),
-            f"{width}x{height} JPEG, on demand": (paths, full, {"prefetch": 0}, {}),
-            f"{width}x{height} JPEG, jpeg_draft": (paths, full, {}, {"jpeg_draft": True}),
+        variants = {  # name: source, its mask, VideoPredictor options, init_state options, decoding beside
+            f"{width}x{height} JPEG folder": (paths, full, {}, {}, False),
+            f"{width}x{height} MP4": (mp4, full, {}, {}, False),
+            f"{size} px frames in memory": (at_model_size, small, {}, {}, False),
+            f"{width}x{height} JPEG, on demand": (paths, full, {"prefetch": 0}, {}, False),
+            f"{width}x{height} JPEG, jpeg_draft": (paths, full, {}, {"jpeg_draft": True}, False),
+            f"{size} px in memory, decoding beside": (at_model_size, small, {}, {}, True),
         }
         times: dict[tuple[int, str], list[float]] = {}
         loads = []
-        for threads in (1, 2):  # untimed warm-up of every path
+        for threads in thread_counts:  # untimed warm-up
             seconds_per_frame(VideoPredictor(model, threads=threads), at_model_size[:2], small, device)
         for round_ in range(repeats):
             loads.append(os.getloadavg()[0])
-            for threads in (1, 2):
-                for name, (source, mask, options, init) in variants.items():
+            for threads in thread_counts:
+                for name, (source, mask, options, init, beside) in variants.items():
                     predictor = VideoPredictor(model, threads=threads, **options)
-                    sec = seconds_per_frame(predictor, source, mask, device, **init)
+                    with DecodingBeside(paths, size) if beside else contextlib.nullcontext():
+                        sec = seconds_per_frame(predictor, source, mask, device, **init)
                     times.setdefault((threads, name), []).append(sec)
             print(f"round {round_ + 1}/{repeats} done ({_load()})", flush=True)
         print(f"{config}, {len(paths)} frames, median of {repeats} interleaved rounds, seconds per frame; "
               f"1-minute load {min(loads):.2f}..{max(loads):.2f} over the rounds")
         print(f"{'threads':>7}  {'source':<32} {'s/frame':>8} {'min':>8} {'vs memory':>9}")
-        for threads in (1, 2):
+        for threads in thread_counts:
             base = statistics.median(times[threads, f"{size} px frames in memory"])
             for name in variants:
                 runs = times[threads, name]
@@ -361,6 +390,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("speed", "decode", "draft", "objects", "compile", "long"), default="speed")
     parser.add_argument("--model", default="sam2pp-demo", help="--mode draft: the trained model to track with")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of --mode compile and decode")
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="--mode decode: torch thread counts")
     parser.add_argument("--video", type=Path, help="--mode decode: a folder of JPEG frames (default: synthetic 1080p)")
     parser.add_argument("--long-frames", type=int, default=10_000)
     args = parser.parse_args()
@@ -369,7 +399,7 @@ def main() -> None:
     device = torch.device(args.device)
     threads = "" if device.type == "cuda" else f", {torch.get_num_threads()} threads"
     if args.mode != "speed":
-        print(f"{args.mode} on {args.device}{threads}, random weights")
+        print(f"{args.mode} on {args.device}{threads}, {'trained' if args.mode == 'draft' else 'random'} weights")
         if args.mode == "long":
             bench_long(device, args.long_frames)
         if args.mode == "draft":
@@ -378,7 +408,7 @@ def main() -> None:
             if args.mode == "compile":
                 bench_compile(config, device, max(args.frames), args.repeats)
             elif args.mode == "decode":
-                bench_decoding(config, device, max(args.frames), args.video, args.repeats)
+                bench_decoding(config, device, max(args.frames), args.video, args.repeats, args.threads)
             else:
                 bench_objects(config, device, max(args.frames))
         return
