@@ -10,10 +10,11 @@ resident size at that moment. Video decoding is not timed: the frames are a synt
 Other measurements (`--mode`), each on the chosen configs unless said:
     decode   seconds per frame (one mask object) over a folder of 1080p JPEGs (--video, or synthetic frames), an
              H.264 MP4 of the same frames, and the same frames at the model size in memory, interleaved over
-             --repeats rounds for one and two torch threads (--threads), with the load average; also the folder decoded on the
-             tracking thread (prefetch=0) and with `jpeg_draft`, the in-memory frames with a second process
-             decoding the JPEGs beside them (whether a core is free for the frame work), and the milliseconds of
-             each step of a frame's preprocessing, the published way and the way sam2pp does it
+             --repeats rounds for one and two torch threads (--threads), with the load average; also the folder
+             decoded on the tracking thread (prefetch=0) and with `jpeg_draft`, the decoded frames in memory
+             (results at the video's size, resized by the workers, no decoding), the model-size frames with a
+             second process decoding the JPEGs beside them (whether a core is free for the frame work), and the
+             milliseconds of each step of a frame's preprocessing, the published way and the way sam2pp does it
     draft    J&F and seconds per frame of a real clip (--video .../JPEGImages/<clip>, its masks in
              .../Annotations/<clip>) tracked by --model from its first mask, decoded exactly and with `jpeg_draft`
     objects  seconds per frame for 1, 3 and 8 mask objects: batched (the default), one at a time, and batched with
@@ -250,6 +251,7 @@ def bench_decoding(config: str, device: torch.device, frames: int, video: Path |
             f"{width}x{height} JPEG folder": (paths, full, {}, {}, False),
             f"{width}x{height} MP4": (mp4, full, {}, {}, False),
             f"{size} px frames in memory": (at_model_size, small, {}, {}, False),
+            f"{width}x{height} frames in memory": (np.stack(decoded), full, {}, {}, False),
             f"{width}x{height} JPEG, on demand": (paths, full, {"prefetch": 0}, {}, False),
             f"{width}x{height} JPEG, jpeg_draft": (paths, full, {}, {"jpeg_draft": True}, False),
             f"{size} px in memory, decoding beside": (at_model_size, small, {}, {}, True),
