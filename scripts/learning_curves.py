@@ -4,8 +4,8 @@ held-out videos as it trains, so that fitting and generalising are told apart.
     python scripts/learning_curves.py images --out runs/curves/images_tiny [--model sam2pp_tiny] [--steps 3000]
     python scripts/learning_curves.py video --out runs/curves/video_tiny --init runs/curves/images_tiny/run/checkpoint.pt
 
-`--data fit64` (default) trains on 64 fixed videos of the demo generator (seeds 810000..810063, 16 frames, written
-once under `<out>/data`: random windows, augmentation and prompts still vary); `--data endless` on the generator's
+`--data fit64` (default) trains on `--videos` (64) fixed videos of the demo generator (seeds 810000 on, 16 frames,
+written once under `<out>/data`: random windows, augmentation and prompts still vary); `--data endless` on the generator's
 endless stream, as the demo presets do. Every `--every` steps the run's current weights are scored on the first 8
 training videos ("train") and on 8 held-out videos ("held_out", `sam2pp.training.demo_model.held_out_clips`):
 
@@ -59,7 +59,7 @@ def run_config(args: argparse.Namespace, data: Path):
     if args.data == "fit64":
         cfg.data.sources = tuple(DataSource(task, str(data), layout="section4") for task in tasks)
     cfg.optim = dataclasses.replace(cfg.optim, lr=args.lr, lr_end=args.lr / 10, vision_lr=args.lr,
-                                    vision_lr_end=args.lr / 10)
+                                    vision_lr_end=args.lr / 10, grad_clip_norm=args.grad_clip or None)
     cfg.loss.weights["point"] = dataclasses.replace(cfg.loss.weights["point"], peak=args.point_peak)
     cfg.validation = ValidationConfig(tasks=())
     cfg.save_every, cfg.picture_every = args.every, 0
@@ -80,14 +80,16 @@ def main() -> None:
     p.add_argument("--model", default="sam2pp_tiny")
     p.add_argument("--init", default=None)
     p.add_argument("--data", choices=("fit64", "endless"), default="fit64")
+    p.add_argument("--videos", type=int, default=64, help="how many fixed videos --data fit64 trains on")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--clips-per-step", type=int, default=1)
+    p.add_argument("--grad-clip", type=float, default=0.1, help="gradient clipping norm (0: off)")
     p.add_argument("--point-peak", type=float, default=0.0, help="weight of the point task's loss_peak")
     p.add_argument("--every", type=int, default=250)
     args = p.parse_args()
-    data = write_videos(args.out / "data", 64)
+    data = write_videos(args.out / "data", args.videos)
     held_out = held_out_clips(args.out / "held_out", SCORED_VIDEOS)
     run, curves = args.out / "run", args.out / "curves.jsonl"
     done = {(r["step"], r["split"]) for r in map(json.loads, curves.read_text().splitlines())} \
