@@ -53,7 +53,7 @@ from sam2pp.eval.vos import evaluate_vos
 from sam2pp.io.formats import list_frames, read_palette_png, write_palette_png
 from sam2pp.io.overlay import write_animation
 from sam2pp.kernels import connected_components
-from sam2pp.predictor.frames import IMAGE_MEAN, IMAGE_STD
+from sam2pp.predictor.preprocess import IMAGE_MEAN, IMAGE_STD
 from sam2pp.predictor.preprocess import normalise
 from sam2pp.predictor.video_predictor import VideoPredictor
 

@@ -23,7 +23,7 @@ PACKAGED_MODELS: dict[str, tuple[str, str]] = {
     "sam2pp-demo": ("sam2pp_tiny", "sam2pp_demo.pt"),
 }
 DEMO_MODEL = "sam2pp-demo"
-TRAINED_CHECKPOINT = "checkpoint.pt"  # the model file in a `sam2pp train` run folder (training.checkpoints.MODEL_FILE)
+TRAINED_CHECKPOINT = "checkpoint.pt"  # the model file of a `sam2pp train` run folder (`training.checkpoints.MODEL_FILE`)
 
 
 class CheckpointMismatchError(RuntimeError):

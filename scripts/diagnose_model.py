@@ -24,7 +24,7 @@ from sam2pp.checkpoint import build_model
 from sam2pp.io.formats import list_frames, read_palette_png
 from sam2pp.predictor.video_predictor import VideoPredictor
 from sam2pp.training.demo_model import HEADLINE, held_out_clips
-from sam2pp.training.diagnostics import PROBES, probe_memory, prompted_frame_iou
+from sam2pp.training.diagnostics import PROBES, probe_memory, prompt_alone, prompted_frame_iou
 from sam2pp.training.validation import videos_for
 
 OVERLAY = np.array([255, 80, 40], dtype=np.float32)
@@ -41,13 +41,8 @@ def picture(model, root: Path, path: Path, objects: int = 3) -> None:
     rows = []
     for obj_id in [int(i) for i in np.unique(labels) if i != 0][:objects]:
         truth = labels == obj_id
-        ys, xs = np.nonzero(truth)
-        k = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
-        predictor.reset_state(state)
-        click = predictor.add_points(state, 0, obj_id, [[xs[k], ys[k]]], [1]).masks[0]
-        predictor.reset_state(state)
-        box = predictor.add_box(state, 0, obj_id, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], task="mask")
-        rows.append(np.concatenate([_overlay(image, m) for m in (truth, click, box.masks[0])], 1))
+        decoded = [prompt_alone(predictor, state, kind, obj_id, truth) for kind in ("click", "box")]
+        rows.append(np.concatenate([_overlay(image, m) for m in (truth, *decoded)], 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, 0).astype(np.uint8)).save(path)
 

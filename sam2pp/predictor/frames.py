@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..io.formats import list_frames
 from .prefetch import Prefetcher
-from .preprocess import IMAGE_MEAN, IMAGE_STD, normalise, rgb, to_rgb  # noqa: F401 (the constants: importers of frames)
+from .preprocess import normalise, rgb, to_rgb
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif"}
 

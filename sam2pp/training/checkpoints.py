@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import TRAINED_CHECKPOINT
 from .optim import has_lora, merge_lora
 
-MODEL_FILE = "checkpoint.pt"
+MODEL_FILE = TRAINED_CHECKPOINT
 RESUME_FILE = "resume.pt"
 
 

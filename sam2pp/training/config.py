@@ -17,6 +17,7 @@ from ..data.synthetic import TRAINING_SPEC, SyntheticSpec
 from ..modeling.task_modules import TASKS
 from ..plain import PlainReader, to_plain
 from .data import LAYOUTS as DATA_LAYOUTS
+from .checkpoints import atomic_write_text
 from .losses import LossConfig
 from .optim import LoraConfig, OptimConfig
 from .prompts import PromptConfig, scale_gaussian_stages
@@ -110,7 +111,8 @@ class TrainConfig:
         return to_plain(self)
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Written atomically: a run folder's config.json is whole or the previous one."""
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

@@ -29,20 +29,21 @@ from ..track import track_video
 from .validation import TASK_EVAL, truth_subset, videos_for
 
 PROBES = ("as_is", "foreign_memory", "no_pointers")
+PROBE_MODES = {"as_is": "record", "foreign_memory": "foreign", "no_pointers": "no_pointers"}
 PROMPTS = ("click", "box", "mask")
 
 
 class ProbeTracker(Tracker):
     """The inference tracker with its memories swapped or its object pointers zeroed.
 
-    mode "record" keeps every memory it writes, in order; "foreign" writes, in place of its k-th memory, the k-th
-    memory of the run it was given (`donor`, cycled when it is shorter: clips of the same generator have the same
-    frames and about the same objects, so the k-th memory is the same object slot and frame); "no_pointers" reads
-    zero object pointers (their temporal encodings stay). "as_is" changes nothing.
+    mode "record" tracks as the plain tracker does and keeps every memory it writes, in order; "foreign" writes, in
+    place of its k-th memory, the k-th memory of the run it was given (`donor`, cycled when it is shorter: clips of
+    the same generator have the same frames and about the same objects, so the k-th memory is the same object slot
+    and frame); "no_pointers" reads zero object pointers (their temporal encodings stay).
     """
 
-    def __init__(self, model, mode: str = "as_is", donor: list[Tensor] | None = None):
-        if mode not in ("as_is", "record", "foreign", "no_pointers"):
+    def __init__(self, model, mode: str = "record", donor: list[Tensor] | None = None):
+        if mode not in ("record", "foreign", "no_pointers"):
             raise ValueError(f"unknown probe mode {mode!r}")
         if mode == "foreign" and not donor:
             raise ValueError("the foreign-memory probe needs the memories of a donor run")
@@ -64,8 +65,8 @@ class ProbeTracker(Tracker):
 
 
 def probe_memory(model: nn.Module, root: Path, out: Path, tasks=tuple(TASK_EVAL), videos: int = 8) -> dict:
-    """{probe: {task: metrics}} over the first `videos` clips of the section-4 folder `root`; the donor of clip i's
-    foreign memories is clip i + 1 (cyclically)."""
+    """{probe: {task: metrics}} over the first `videos` clips of the section-4 folder `root` (the model is left in
+    eval mode); the foreign memories of clip i are those clip i + 1 (cyclically) wrote when tracked as it is."""
     model.eval()
     scores: dict[str, dict] = {p: {} for p in PROBES}
     for task in tasks:
@@ -73,21 +74,17 @@ def probe_memory(model: nn.Module, root: Path, out: Path, tasks=tuple(TASK_EVAL)
         if len(names) < 2:
             raise ValueError(f"{root}: the memory probe needs at least 2 {task} videos, found {len(names)}")
         gt = truth_subset(root, task, names, out / "gt" / task)
-        for probe in PROBES:
+        written: dict[str, list[Tensor]] = {}
+        for probe in PROBES:  # "as_is" first: it records the memories the foreign probe hands on
             pred = out / probe / task
             for i, name in enumerate(names):
-                tracker = ProbeTracker(model, probe if probe != "foreign_memory" else "foreign",
-                                       _donor(model, root, task, names[(i + 1) % len(names)], out)
-                                       if probe == "foreign_memory" else None)
+                donor = written[names[(i + 1) % len(names)]] if probe == "foreign_memory" else None
+                tracker = ProbeTracker(model, PROBE_MODES[probe], donor)
                 _track(model, tracker, root, task, name, pred)
+                if probe == "as_is":
+                    written[name] = tracker.written
             scores[probe][task] = evaluate(TASK_EVAL[task][0], gt, pred / TASK_EVAL[task][1], progress=False).summary
     return scores
-
-
-def _donor(model, root: Path, task: str, name: str, out: Path) -> list[Tensor]:
-    tracker = ProbeTracker(model, "record")
-    _track(model, tracker, root, task, name, out / "donor" / task)
-    return tracker.written
 
 
 def _track(model, tracker: Tracker, root: Path, task: str, name: str, pred: Path) -> None:
@@ -128,21 +125,25 @@ def prompted_frame_iou(model: nn.Module, root: Path, videos: int = 8, every: int
                 if truth.sum() < min_pixels:
                     continue
                 for kind in prompts:
-                    predictor.reset_state(state)
-                    result = _prompt(predictor, state, kind, obj_id, truth)
-                    totals[kind].append(_iou(result.masks[result.index(obj_id)], truth))
+                    mask = prompt_alone(predictor, state, kind, obj_id, truth)
+                    totals[kind].append(_iou(mask, truth))
     count = len(next(iter(totals.values()), []))
     return PromptedIoU({k: float(np.mean(v)) if v else float("nan") for k, v in totals.items()}, count)
 
 
-def _prompt(predictor: VideoPredictor, state, kind: str, obj_id: int, truth: np.ndarray):
+def prompt_alone(predictor: VideoPredictor, state, kind: str, obj_id: int, truth: np.ndarray) -> np.ndarray:
+    """The mask decoded on frame 0 of `state`, every earlier prompt forgotten, from one prompt of `kind` made from
+    the object's true mask `truth`: a click on its pixel nearest the centroid, its tight box, or the mask itself."""
+    predictor.reset_state(state)
     ys, xs = np.nonzero(truth)
     if kind == "click":
         k = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
-        return predictor.add_points(state, 0, obj_id, [[xs[k], ys[k]]], [1])
-    if kind == "box":
-        return predictor.add_box(state, 0, obj_id, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], task="mask")
-    return predictor.add_mask(state, 0, obj_id, truth)
+        result = predictor.add_points(state, 0, obj_id, [[xs[k], ys[k]]], [1])
+    elif kind == "box":
+        result = predictor.add_box(state, 0, obj_id, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], task="mask")
+    else:
+        result = predictor.add_mask(state, 0, obj_id, truth)
+    return result.masks[result.index(obj_id)]
 
 
 def _iou(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -11,7 +11,6 @@ equals an uninterrupted one and a 2-rank run equals a 1-rank run with the same g
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import time
@@ -28,7 +27,7 @@ from ..checkpoint import load_strict, read_checkpoint, resolve_config
 from ..modeling.model import SAM2PlusModel
 from ..modeling.tracker import Tracker
 from . import distributed
-from .checkpoints import MODEL_FILE, RESUME_FILE, atomic_write_text, restore_rng_states, save_model, save_resume
+from .checkpoints import MODEL_FILE, RESUME_FILE, restore_rng_states, save_model, save_resume
 from .clip import Clip
 from .config import TrainConfig
 from .interrupt import StopRequest, TrainingInterrupted
@@ -174,7 +173,7 @@ class _Run:
             if clear:
                 clear_run(self.out)
             self.monitor.announce(format_trainable_table(self.model), self.sources.describe())
-            atomic_write_text(self.out / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2) + "\n")
+            self.config.to_json(self.out / CONFIG_FILE)
         self.monitor.start(start, self.config.steps)
         try:
             with StopRequest(not self.world.distributed, self.world.is_main) as stop:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..io.formats import ordered_xyxy
 from ..io.overlay import draw_overlay
-from ..predictor.frames import IMAGE_MEAN, IMAGE_STD
+from ..predictor.preprocess import IMAGE_MEAN, IMAGE_STD
 from .clip import Clip, ClipOutputs, StepOutput
 
 _MEAN = torch.tensor(IMAGE_MEAN).view(3, 1, 1)

@@ -34,7 +34,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from ..predictor.frames import IMAGE_MEAN, IMAGE_STD
+from ..predictor.preprocess import IMAGE_MEAN, IMAGE_STD
 from .clip import Clip, RawClip
 
 TASKS = ("mask", "box", "point")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2pp.predictor.frames import open_video, to_rgb
+from sam2pp.predictor.frames import open_video
+from sam2pp.predictor.preprocess import to_rgb
 
 GRAY = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (8, 1))  # (8, 64) a ramp over the whole 8-bit range
 

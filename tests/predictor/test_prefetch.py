@@ -15,7 +15,8 @@ from PIL import Image
 
 import sam2pp
 from sam2pp.io.overlay import write_animation
-from sam2pp.predictor.frames import IMAGE_MEAN, IMAGE_STD, ArraySource, ImageFilesSource, open_video
+from sam2pp.predictor.frames import ArraySource, ImageFilesSource, open_video
+from sam2pp.predictor.preprocess import IMAGE_MEAN, IMAGE_STD
 from sam2pp.predictor.preprocess import normalise
 
 SIZE = 64

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as tF
 
-from sam2pp.predictor.frames import IMAGE_MEAN, IMAGE_STD
+from sam2pp.predictor.preprocess import IMAGE_MEAN, IMAGE_STD
 from sam2pp.training.clip import RawClip
 from sam2pp.training.transforms import AugmentConfig, JitterStrength, augment, to_clip
 
